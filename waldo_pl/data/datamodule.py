@@ -1,0 +1,125 @@
+"""The LightningDataModule: labelled pages split by page into training crops and validation pages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from waldo_pl.data.crops import CropLoader, CropStream
+from waldo_pl.data.download import ensure_downloaded
+from waldo_pl.data.formats import load_pages
+from waldo_pl.data.page import Page
+from waldo_pl.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def split_pages(
+    pages: Sequence[Page], val_pages: Sequence[str] | None, val_fraction: float, seed: int
+) -> tuple[list[Page], list[Page]]:
+    """(train, val): the pages named in `val_pages`, or else a seeded `val_fraction` of them."""
+    names = [p.name for p in pages]
+    if val_pages is not None:
+        unknown = sorted(set(val_pages) - set(names))
+        if unknown:
+            raise UserError(f"data.val_pages: {', '.join(unknown)} not among the loaded pages; use page file names")
+        chosen = set(val_pages)
+    else:
+        if not 0.0 <= val_fraction < 1.0:
+            raise UserError(f"data.val_fraction={val_fraction}: must be in [0, 1)")
+        count = int(round(val_fraction * len(pages)))
+        chosen = set(np.random.default_rng(seed).choice(sorted(names), size=count, replace=False).tolist())
+    train = [p for p in pages if p.name not in chosen]
+    if not train:
+        raise UserError("every page is held out for validation; name fewer data.val_pages or lower data.val_fraction")
+    return train, [p for p in pages if p.name in chosen]
+
+
+def collate_pages(pages: list[Page]) -> dict:
+    """Whole pages for validation: one at a time, since pages differ in size."""
+    (page,) = pages
+    return {
+        "name": page.name,
+        "image": torch.from_numpy(np.ascontiguousarray(page.image).transpose(2, 0, 1)).float().div_(255)[None],
+        "waldo_boxes": torch.from_numpy(page.waldo_boxes),
+    }
+
+
+class WaldoDataModule(L.LightningDataModule):
+    """Training: an endless CropStream cut into epochs of `steps_per_epoch` batches. Validation: whole held-out pages."""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        panel: int = 224,
+        batch_size: int = 6,
+        steps_per_epoch: int = 6,
+        prop: float = 0.34,
+        val_pages: list[str] | None = None,
+        val_fraction: float = 0.2,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if batch_size < 1 or steps_per_epoch < 1:
+            raise UserError(f"data.batch_size={batch_size}, data.steps_per_epoch={steps_per_epoch}: both must be at least 1")
+        self.save_hyperparameters()
+        self.train_pages: list[Page] = []
+        self.val_pages: list[Page] = []
+        self.crop_stream: CropStream | None = None
+        self._train_loader: CropLoader | None = None
+
+    def prepare_data(self) -> None:
+        if self.hparams.root is None:
+            ensure_downloaded()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.crop_stream is not None:
+            return
+        root = Path(self.hparams.root) if self.hparams.root is not None else ensure_downloaded()
+        pages = load_pages(root)
+        self.train_pages, self.val_pages = split_pages(
+            pages, self.hparams.val_pages, self.hparams.val_fraction, self.hparams.seed
+        )
+        log.info(
+            "%d training pages, %d validation pages (%s)",
+            len(self.train_pages), len(self.val_pages), ", ".join(p.name for p in self.val_pages),
+        )
+        self.crop_stream = CropStream(self.train_pages, self.hparams.panel, self.hparams.prop, self.hparams.seed)
+        if self.trainer is not None:
+            self.crop_stream.rank = self.trainer.global_rank
+
+    def waldo_pixel_fraction(self, batches: int = 50) -> float:
+        """Share of Waldo pixels in the crop stream, measured on a sample of its crops."""
+        stream = CropStream(self.train_pages, self.hparams.panel, self.hparams.prop, self.hparams.seed + 1)
+        crops = iter(stream)
+        targets = [next(crops)[1] for _ in range(batches * self.hparams.batch_size)]
+        return float(torch.stack(targets).float().mean())
+
+    def train_dataloader(self) -> CropLoader:
+        # One loader for the whole run: it counts the epochs that seed the stream.
+        if self._train_loader is None:
+            self._train_loader = CropLoader(
+                self.crop_stream,
+                self.hparams.steps_per_epoch,
+                batch_size=self.hparams.batch_size,
+                num_workers=self.hparams.num_workers,
+                persistent_workers=False,
+                pin_memory=torch.cuda.is_available(),
+            )
+        return self._train_loader
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_pages, batch_size=1, collate_fn=collate_pages)
+
+    def state_dict(self) -> dict:
+        return {"epochs_started": self._train_loader.epochs_started if self._train_loader else 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.train_dataloader().epochs_started = state["epochs_started"]

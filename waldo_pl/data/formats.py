@@ -1,0 +1,158 @@
+"""Labelled pages from disk: annotations.csv, Pascal VOC XML, or the tutorial's .npy arrays.
+
+Every loader returns a list of Page. Rows that do not fit their page are skipped with one
+warning each; an empty result is a UserError.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from skimage.measure import label, regionprops
+
+from waldo_pl.data.page import Page, image_size, read_image
+from waldo_pl.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax")
+NPY_PAGES, NPY_LABELS = "imgs_uint8.npy", "labels_uint8.npy"
+NPY_SUB_PAGES, NPY_SUB_LABELS = "waldo_sub_imgs_uint8.npy", "waldo_sub_labels_uint8.npy"
+
+
+def load_pages(root: str | Path) -> list[Page]:
+    """Whatever labelled set lies in `root`: the .npy arrays, an annotations.csv, or VOC XML files."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"data.root={root}: no such folder; point data.root at a folder of labelled pages")
+    image_dir = root / "images" if (root / "images").is_dir() else root
+    if (root / NPY_PAGES).is_file():
+        return load_npy(root)
+    for csv_path in (root / "annotations.csv", root / "annotations" / "annotations.csv"):
+        if csv_path.is_file():
+            return load_csv(csv_path, image_dir)
+    for xml_dir in (root / "annotations", root):
+        if any(xml_dir.glob("*.xml")):
+            return load_voc(xml_dir, image_dir)
+    raise UserError(
+        f"data.root={root}: found no annotations.csv, VOC .xml files or {NPY_PAGES}; "
+        "point data.root at a folder of labelled pages"
+    )
+
+
+def _checked_box(where: str, name: str, box, size, page_size) -> list[int] | None:
+    """The box as ints, or None (with a warning) when it does not fit its page."""
+    try:
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    except (TypeError, ValueError):
+        log.warning("%s: box %s of %s is not four numbers; row skipped", where, box, name)
+        return None
+    width, height = page_size
+    if size is not None and tuple(size) != (width, height):
+        log.warning("%s: size %sx%s disagrees with %s (%dx%d); row skipped", where, *size, name, width, height)
+        return None
+    if not (x1 < x2 and y1 < y2):
+        log.warning("%s: empty box %s on %s (needs xmin < xmax, ymin < ymax); row skipped", where, box, name)
+        return None
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        log.warning("%s: box %s lies outside %s (%dx%d); row skipped", where, box, name, width, height)
+        return None
+    return [x1, y1, x2, y2]
+
+
+def _labelled_pages(labels: dict[str, list[tuple[str, list, tuple | None]]], image_dir: Path) -> list[Page]:
+    """Pages from {filename: [(where, box, stated size)]}, checking each box against its file."""
+    pages = []
+    for name, rows in labels.items():
+        path = image_dir / name
+        try:
+            page_size = image_size(path)
+        except (OSError, ValueError):
+            for where, _, _ in rows:
+                log.warning("%s: page %s is missing or unreadable; row skipped", where, path)
+            continue
+        boxes = [b for where, box, size in rows if (b := _checked_box(where, name, box, size, page_size))]
+        if not boxes:
+            continue
+        try:
+            image = read_image(path)
+        except UserError as err:
+            log.warning("%s; its %d row(s) skipped", err, len(boxes))
+            continue
+        pages.append(Page(name, image, np.array(boxes)))
+    return _nonempty(pages, image_dir)
+
+
+def _nonempty(pages: list[Page], source: Path) -> list[Page]:
+    if not pages:
+        raise UserError(f"{source}: no labelled page could be loaded (see the warnings above); check the labels and images")
+    return pages
+
+
+def load_csv(csv_path: str | Path, image_dir: str | Path | None = None) -> list[Page]:
+    """Pages named in an annotations.csv (`filename,width,height,class,xmin,ymin,xmax,ymax`)."""
+    csv_path = Path(csv_path)
+    image_dir = Path(image_dir) if image_dir is not None else csv_path.parent
+    labels: dict[str, list] = defaultdict(list)
+    try:
+        with open(csv_path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or ())]
+            if missing:
+                raise UserError(f"{csv_path}: missing column(s) {', '.join(missing)}; expected {','.join(CSV_COLUMNS)}")
+            for line, row in enumerate(reader, start=2):
+                box = [row[c] for c in ("xmin", "ymin", "xmax", "ymax")]
+                try:
+                    size = (int(row["width"]), int(row["height"]))
+                except (TypeError, ValueError):
+                    size = None
+                labels[row["filename"]].append((f"{csv_path}:{line}", box, size))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{csv_path}: cannot read it as CSV ({err}); check the file") from None
+    return _labelled_pages(labels, image_dir)
+
+
+def load_voc(xml_dir: str | Path, image_dir: str | Path | None = None) -> list[Page]:
+    """Pages described by Pascal VOC files (one .xml a page, each Waldo an `<object><bndbox>`)."""
+    xml_dir = Path(xml_dir)
+    image_dir = Path(image_dir) if image_dir is not None else xml_dir
+    labels: dict[str, list] = defaultdict(list)
+    for xml_path in sorted(xml_dir.glob("*.xml")):
+        try:
+            tree = ET.parse(xml_path).getroot()
+        except ET.ParseError as err:
+            log.warning("%s: not valid XML (%s); file skipped", xml_path, err)
+            continue
+        name = tree.findtext("filename") or f"{xml_path.stem}.jpg"
+        width, height = tree.findtext("size/width"), tree.findtext("size/height")
+        size = (int(width), int(height)) if width and height else None
+        for obj in tree.iter("object"):
+            box = [obj.findtext(f"bndbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
+            labels[name].append((str(xml_path), box, size))
+    return _labelled_pages(labels, image_dir)
+
+
+def load_npy(folder: str | Path) -> list[Page]:
+    """Pages of the tutorial's set: imgs_uint8.npy (N, H, W, 3) and labels_uint8.npy (N, H, W), memory-mapped."""
+    folder = Path(folder)
+    try:
+        images = np.load(folder / NPY_PAGES, mmap_mode="r")
+        labels = np.load(folder / NPY_LABELS, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise UserError(f"{folder}: cannot read {NPY_PAGES} and {NPY_LABELS} ({err}); check the arrays") from None
+    if images.ndim != 4 or images.shape[-1] != 3 or labels.shape != images.shape[:3]:
+        raise UserError(
+            f"{folder}: {NPY_PAGES} {images.shape} and {NPY_LABELS} {labels.shape} do not match; "
+            "expected (N, H, W, 3) and (N, H, W)"
+        )
+    pages = []
+    for i in range(len(images)):
+        regions = regionprops(label(np.asarray(labels[i]) > 0))
+        boxes = [(r.bbox[1], r.bbox[0], r.bbox[3], r.bbox[2]) for r in regions]
+        pages.append(Page(f"{NPY_PAGES}[{i}]", images[i], np.array(boxes, dtype=np.int64)))
+    return _nonempty(pages, folder)

@@ -1,0 +1,84 @@
+"""One representation of a labelled page, shared by every loader and every stage after it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from waldo_pl.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """A page as RGB uint8 (H, W, 3) and its Waldo boxes (N, 4) as pixel x1, y1, x2, y2 (max exclusive)."""
+
+    name: str
+    image: np.ndarray
+    waldo_boxes: np.ndarray
+
+    def __post_init__(self):
+        boxes = np.asarray(self.waldo_boxes, dtype=np.int64).reshape(-1, 4)
+        object.__setattr__(self, "waldo_boxes", boxes)
+
+    @property
+    def height(self) -> int:
+        return self.image.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.image.shape[1]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Binary (H, W) uint8 mask: 1 inside any Waldo box."""
+        return boxes_to_mask(self.waldo_boxes, self.height, self.width)
+
+
+def boxes_to_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4):
+        mask[y1:y2, x1:x2] = 1
+    return mask
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """Any PIL mode (CMYK, grayscale, 16-bit, palette, with alpha) as RGB uint8 (H, W, 3)."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit grey: keep the top 8 bits rather than PIL's clipping at 255.
+        grey = np.asarray(image).astype(np.uint32)
+        grey = (grey >> 8) if grey.max() > 255 else grey
+        return np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        # Transparent parts of a page read as white paper, not black.
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a page file as RGB uint8; a missing, unreadable or truncated file is a UserError.
+
+    PIL rather than torchvision.io: it reads CMYK, palette and 16-bit pages that the
+    torchvision decoders refuse or misread.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such image file; check the path")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return to_rgb(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"{path}: not a readable image ({err}); replace or remove the file") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    with Image.open(path) as image:
+        return image.size
