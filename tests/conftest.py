@@ -1,0 +1,55 @@
+"""Small generated pages, so that most tests need neither the shared pages nor much time."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_PAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "waldo"
+
+
+def draw_page(height: int, width: int, boxes, seed: int = 0) -> np.ndarray:
+    """A noisy page with a red-and-white striped 'Waldo' filling each box."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(40, 200, size=(height, width, 3), dtype=np.uint8)
+    image[..., 0] //= 2  # little red outside Waldo
+    for x1, y1, x2, y2 in boxes:
+        rows = np.arange(y1, y2)
+        stripe = ((rows - y1) // 3) % 2 == 0
+        image[y1:y2, x1:x2] = np.where(stripe[:, None, None], [220, 20, 30], [250, 250, 250]).astype(np.uint8)
+    return image
+
+
+def write_csv(path: Path, rows) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def page_folder(tmp_path) -> Path:
+    """Three pages (one smaller than a 64 panel) with four boxes, as annotations.csv + images/."""
+    specs = {
+        "a.png": ((120, 160), [(20, 30, 36, 50), (100, 70, 116, 90)]),
+        "b.jpg": ((96, 128), [(60, 10, 76, 30)]),
+        "c.png": ((48, 56), [(10, 10, 26, 30)]),
+    }
+    (tmp_path / "images").mkdir()
+    rows = []
+    for i, (name, ((h, w), boxes)) in enumerate(specs.items()):
+        Image.fromarray(draw_page(h, w, boxes, seed=i)).save(tmp_path / "images" / name, quality=95)
+        rows += [(name, w, h, "waldo", *box) for box in boxes]
+    write_csv(tmp_path / "annotations.csv", rows)
+    return tmp_path
+
+
+def shared_pages_or_skip() -> Path:
+    if not (SHARED_PAGES / "annotations.csv").is_file():
+        pytest.skip(f"{SHARED_PAGES} is absent")
+    return SHARED_PAGES

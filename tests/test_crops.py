@@ -1,0 +1,105 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from conftest import draw_page
+from waldo_pl.data.crops import CropLoader, CropStream
+from waldo_pl.data.formats import load_pages
+from waldo_pl.data.page import Page
+from waldo_pl.errors import UserError
+
+PANEL = 64
+
+
+def take(stream, n):
+    return list(itertools.islice(iter(stream), n))
+
+
+def test_crops_have_the_promised_types_and_mix(page_folder):
+    stream = CropStream(load_pages(page_folder), panel=PANEL, prop=0.34, seed=1)
+    crops = take(stream, 300)
+    crop, target = crops[0]
+    assert crop.shape == (3, PANEL, PANEL) and crop.dtype == torch.float32
+    assert target.shape == (PANEL, PANEL) and target.dtype == torch.int64
+    assert 0.0 <= float(crop.min()) and float(crop.max()) <= 1.0
+    with_waldo = [bool(t.any()) for _, t in crops]
+    assert sum(with_waldo) == int(300 * 0.34)
+    # spread evenly: every run of 6 crops holds 2 Waldo crops
+    assert all(sum(with_waldo[i : i + 6]) in (2, 3) for i in range(0, 294, 6))
+
+
+def test_waldo_crops_hold_a_whole_box_and_the_rest_none(page_folder):
+    pages = load_pages(page_folder)
+    areas = {(b[2] - b[0]) * (b[3] - b[1]) for p in pages for b in p.waldo_boxes}
+    for crop, target in take(CropStream(pages, panel=PANEL, prop=0.5, seed=2), 200):
+        waldo = int(target.sum())
+        assert waldo == 0 or waldo in areas
+        if waldo:
+            # the target lies on the striped Waldo of the generated page
+            assert float(crop[0][target.bool()].mean()) > 0.8
+
+
+def test_a_box_larger_than_the_panel_gives_a_window_inside_it():
+    page = Page("portrait", draw_page(200, 200, [(10, 20, 190, 150)]), [(10, 20, 190, 150)])
+    for _, target in take(CropStream([page], panel=PANEL, prop=1.0), 20):
+        assert bool(target.all())
+
+
+def test_flips_show_both_ways(page_folder):
+    page = Page("one", draw_page(64, 64, [(0, 0, 8, 8)]), [(0, 0, 8, 8)])
+    seen = {(bool(t[0, 0]), bool(t[0, -1])) for _, t in take(CropStream([page], panel=PANEL, prop=1.0), 40)}
+    assert seen == {(True, False), (False, True)}
+
+
+def test_small_pages_are_padded_not_dropped():
+    small = Page("small", draw_page(40, 50, [(5, 5, 15, 15)]), [(5, 5, 15, 15)])
+    crops = take(CropStream([small], panel=PANEL, prop=1.0), 4)
+    assert all(c.shape == (3, PANEL, PANEL) and int(t.sum()) == 100 for c, t in crops)
+
+
+def test_same_seed_same_stream_and_every_key_changes_it(page_folder):
+    pages = load_pages(page_folder)
+
+    def first(seed=0, rank=0, epoch=0):
+        stream = CropStream(pages, panel=PANEL, seed=seed)
+        stream.rank, stream.epoch = rank, epoch
+        return torch.stack([c for c, _ in take(stream, 6)])
+
+    base = first()
+    assert torch.equal(base, first())
+    for other in (first(seed=1), first(rank=1), first(epoch=1)):
+        assert not torch.equal(base, other)
+
+
+def test_each_worker_draws_its_own_stream(page_folder):
+    stream = CropStream(load_pages(page_folder), panel=PANEL, seed=0)
+    batches = list(itertools.islice(DataLoader(stream, batch_size=4, num_workers=2), 4))
+    # batches alternate between the workers; no two are the same
+    assert len({b[0].sum().item() for b in batches}) == 4
+    assert not torch.equal(batches[0][0], batches[1][0])
+
+
+def test_the_loader_counts_epochs_and_stops_each_one(page_folder):
+    stream = CropStream(load_pages(page_folder), panel=PANEL, seed=0)
+    loader = CropLoader(stream, 3, batch_size=2)
+    epochs = [[x for x, _ in loader] for _ in range(2)]
+    assert len(loader) == 3 and [len(e) for e in epochs] == [3, 3]
+    assert not torch.equal(epochs[0][0], epochs[1][0])
+    # a loader told that one epoch already ran repeats the second epoch exactly
+    resumed = CropLoader(CropStream(load_pages(page_folder), panel=PANEL, seed=0), 3, batch_size=2)
+    resumed.epochs_started = 1
+    assert all(torch.equal(a, b) for a, (b, _) in zip(epochs[1], resumed))
+
+
+def test_bad_settings_and_pages_without_room_are_errors():
+    portrait = Page("all waldo", np.zeros((64, 64, 3), np.uint8), [(0, 0, 64, 64)])
+    with pytest.raises(UserError, match="Waldo-free"):
+        CropStream([portrait], panel=PANEL, prop=0.34)
+    assert take(CropStream([portrait], panel=PANEL, prop=1.0), 1)
+    with pytest.raises(UserError, match="data.prop"):
+        CropStream([portrait], panel=PANEL, prop=1.5)
+    with pytest.raises(UserError, match="data.panel"):
+        CropStream([portrait], panel=50)

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from waldo_pl.data.datamodule import WaldoDataModule, split_pages
+from waldo_pl.data.formats import load_pages
+from waldo_pl.errors import UserError
+
+
+def test_validation_pages_are_held_out_whole(page_folder):
+    dm = WaldoDataModule(root=str(page_folder), panel=64, batch_size=4, steps_per_epoch=2, val_pages=["b.jpg"])
+    dm.setup("fit")
+    assert [p.name for p in dm.val_pages] == ["b.jpg"]
+    assert "b.jpg" not in {p.name for p in dm.crop_stream.pages}
+    (batch,) = list(dm.val_dataloader())
+    assert batch["name"] == "b.jpg" and batch["image"].shape == (1, 3, 96, 128)
+    assert batch["waldo_boxes"].tolist() == [[60, 10, 76, 30]]
+    train = list(dm.train_dataloader())
+    assert len(train) == 2 and train[0][0].shape == (4, 3, 64, 64)
+
+
+def test_a_seeded_fraction_picks_the_same_pages_every_time(page_folder):
+    pages = load_pages(page_folder)
+    picks = {tuple(p.name for p in split_pages(pages, None, 0.34, seed)[1]) for seed in range(20)}
+    assert all(len(p) == 1 for p in picks) and len(picks) > 1
+    assert split_pages(pages, None, 0.34, 3)[1] == split_pages(pages, None, 0.34, 3)[1]
+    assert split_pages(pages, None, 0.0, 3)[1] == []
+
+
+def test_bad_split_settings_are_errors(page_folder):
+    pages = load_pages(page_folder)
+    with pytest.raises(UserError, match="data.val_pages: zzz.jpg"):
+        split_pages(pages, ["zzz.jpg"], 0.2, 0)
+    with pytest.raises(UserError, match="every page is held out"):
+        split_pages(pages, [p.name for p in pages], 0.2, 0)
+    with pytest.raises(UserError, match="data.val_fraction"):
+        split_pages(pages, None, 1.0, 0)
+
+
+def test_state_dict_carries_the_epoch_count(page_folder):
+    dm = WaldoDataModule(root=str(page_folder), panel=64, batch_size=2, steps_per_epoch=1, val_fraction=0)
+    dm.setup("fit")
+    first = [list(dm.train_dataloader()) for _ in range(3)]
+    state = dm.state_dict()
+    assert state == {"epochs_started": 3}
+    fresh = WaldoDataModule(root=str(page_folder), panel=64, batch_size=2, steps_per_epoch=1, val_fraction=0)
+    fresh.setup("fit")
+    fresh.load_state_dict({"epochs_started": 2})
+    assert torch.equal(list(fresh.train_dataloader())[0][0], first[2][0][0])
+
+
+def test_waldo_pixel_fraction_is_measured_on_the_stream(page_folder):
+    dm = WaldoDataModule(root=str(page_folder), panel=64, prop=0.5, val_fraction=0)
+    dm.setup("fit")
+    low = dm.waldo_pixel_fraction()
+    dm.hparams.prop = 1.0
+    assert 0 < low < dm.waldo_pixel_fraction() < 1
