@@ -1,0 +1,38 @@
+"""What train.py and predict.py share: config errors as one line, exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException, InstantiationException
+from omegaconf.errors import OmegaConfBaseException
+
+from waldo_pl.errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """Compose the config once before Hydra runs, so that an unknown key or option is one line and exit 2."""
+    overrides = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra.")]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        print(f"error: {first_line(err)} (see python {config_name}.py --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def user_error_from(err: InstantiationException) -> UserError:
+    """A bad setting found while building an object from the config, as a UserError."""
+    cause = err.__cause__
+    if isinstance(cause, UserError):
+        return cause
+    return UserError(first_line(cause or err))

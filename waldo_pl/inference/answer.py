@@ -1,0 +1,53 @@
+"""From a heatmap to the answer: Waldo's position, confidence, box and the next best candidates."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from skimage.measure import label
+
+
+@dataclasses.dataclass(frozen=True)
+class Spot:
+    x: int
+    y: int
+    confidence: float
+    box: tuple[int, int, int, int] | None  # x1, y1, x2, y2, max exclusive
+
+    def as_dict(self) -> dict:
+        return {"x": self.x, "y": self.y, "confidence": self.confidence, "box": list(self.box) if self.box else None}
+
+
+def region_box(heatmap: np.ndarray, y: int, x: int, threshold: float) -> tuple[int, int, int, int] | None:
+    """The box of the connected region above `threshold` that holds (x, y): not of every such pixel on the page."""
+    if heatmap[y, x] < threshold:
+        return None
+    regions = label(heatmap >= threshold, connectivity=2)
+    ys, xs = np.nonzero(regions == regions[y, x])
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def find_spots(heatmap: np.ndarray, threshold: float = 0.8, count: int = 5, min_distance: int = 32) -> list[Spot]:
+    """The `count` best distinct peaks, best first: each one's region (or a `min_distance` square) is masked before the next."""
+    work = np.array(heatmap, dtype=np.float32)
+    spots = []
+    for _ in range(count):
+        y, x = np.unravel_index(int(np.argmax(work)), work.shape)
+        if spots and work[y, x] <= 0:
+            break
+        box = region_box(heatmap, y, x, threshold)
+        spots.append(Spot(int(x), int(y), float(heatmap[y, x]), box))
+        x1, y1, x2, y2 = box or (x, y, x + 1, y + 1)
+        work[max(0, min(y1, y - min_distance)) : max(y2, y + min_distance), max(0, min(x1, x - min_distance)) : max(x2, x + min_distance)] = -1
+    return spots
+
+
+def distance_to_boxes(x: float, y: float, boxes: np.ndarray) -> float:
+    """Pixels from (x, y) to the nearest box (0 inside one); inf with no boxes."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return float("inf")
+    dx = np.maximum(np.maximum(boxes[:, 0] - x, 0), x - (boxes[:, 2] - 1))
+    dy = np.maximum(np.maximum(boxes[:, 1] - y, 0), y - (boxes[:, 3] - 1))
+    return float(np.hypot(dx, dy).min())

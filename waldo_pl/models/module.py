@@ -1,0 +1,148 @@
+"""The LightningModule: weighted per-pixel cross-entropy on crops, Waldo found or missed on whole pages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+from torchvision.utils import draw_bounding_boxes, make_grid
+
+from waldo_pl.errors import UserError
+from waldo_pl.inference.answer import distance_to_boxes, find_spots
+from waldo_pl.inference.heatmap import page_logits, waldo_probability
+
+log = logging.getLogger(__name__)
+
+PREVIEW_CROPS = 6
+PREVIEW_PAGE_SIDE = 768  # validation pictures are shrunk to this for TensorBoard
+
+
+def balanced_class_weights(waldo_fraction: float) -> list[float]:
+    """Weights that give Waldo pixels and the rest the same total weight, background kept at 1."""
+    if not 0.0 < waldo_fraction < 1.0:
+        raise UserError(f"cannot weight classes: the crop stream's Waldo-pixel fraction is {waldo_fraction}")
+    return [1.0, (1.0 - waldo_fraction) / waldo_fraction]
+
+
+def as_rgb(gray: torch.Tensor) -> torch.Tensor:
+    return gray.float().clamp(0, 1).expand(3, *gray.shape[-2:])
+
+
+class WaldoSegmenter(L.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., object] | None = None,
+        class_weights: str | Sequence[float] = "auto",
+        threshold: float = 0.8,
+        preview_every_n_epochs: int = 10,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"], logger=False)
+        self.net = net
+        if isinstance(class_weights, str) and class_weights != "auto":
+            raise UserError(f"model.class_weights={class_weights}: use auto or two numbers, e.g. [1, 20]")
+        if not isinstance(class_weights, str) and (len(class_weights) != 2 or min(class_weights) <= 0):
+            raise UserError(f"model.class_weights={list(class_weights)}: needs two positive numbers (background, Waldo)")
+        initial = [1.0, 1.0] if isinstance(class_weights, str) else [float(w) for w in class_weights]
+        self.register_buffer("class_weights", torch.tensor(initial))
+        self.train_accuracy = MulticlassAccuracy(num_classes=2, average="micro")
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.class_weights == "auto" and stage == "fit":
+            datamodule = self.trainer.datamodule
+            fraction = datamodule.waldo_pixel_fraction()
+            self.class_weights.copy_(torch.tensor(balanced_class_weights(fraction)))
+            log.info("class weights auto: Waldo pixels are %.4f of the crops -> weights %s", fraction, self.class_weights.tolist())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), target, weight=self.class_weights)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.global_step == 0 and batch_idx == 0:
+            # Each rank (and worker) draws its own crops: the checksums differ between ranks.
+            log.info("rank %d of %d: first batch checksum %.6f", self.global_rank, self.trainer.world_size, float(batch[0].double().sum()))
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        crops, target = batch
+        logits = self(crops)
+        loss = self.loss(logits, target)
+        self.train_accuracy(logits.argmax(1), target)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/pixel_accuracy", self.train_accuracy, on_step=False, on_epoch=True)
+        every = self.hparams.preview_every_n_epochs
+        if batch_idx == 0 and every and self.current_epoch % every == 0:
+            self.log_preview(crops, target, logits)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        image, boxes = batch["image"], batch["waldo_boxes"].cpu().numpy()
+        logits = page_logits(self.net, image)
+        target = torch.zeros(image.shape[-2:], dtype=torch.long, device=image.device)
+        for x1, y1, x2, y2 in boxes:
+            target[y1:y2, x1:x2] = 1
+        heatmap = waldo_probability(logits)[0]
+        (spot,) = find_spots(heatmap.cpu().numpy(), self.hparams.threshold, count=1)
+        distance = distance_to_boxes(spot.x, spot.y, boxes)
+        self.log("val/loss", self.loss(logits, target[None]), batch_size=1)
+        self.log("val/hit_rate", float(distance == 0.0), batch_size=1, prog_bar=True)
+        self.log("val/distance", distance, batch_size=1)
+        self.log_page(batch["name"], image[0], heatmap, spot.box, boxes)
+
+    def configure_optimizers(self):
+        optimizer = self.hparams.optimizer(params=self.parameters())
+        if self.hparams.scheduler is None:
+            return optimizer
+        scheduler = self.hparams.scheduler(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "train/loss_epoch", "interval": "epoch"},
+        }
+
+    # Pictures for TensorBoard ------------------------------------------------------------------
+
+    def _tensorboard(self):
+        experiment = getattr(self.logger, "experiment", None)
+        return experiment if hasattr(experiment, "add_image") else None
+
+    @torch.no_grad()
+    def log_preview(self, crops, target, logits) -> None:
+        """The tutorial's preview: each crop beside its target and the predicted Waldo probability."""
+        if (board := self._tensorboard()) is None:
+            return
+        prob = waldo_probability(logits.detach())
+        tiles = []
+        for crop, t, p in list(zip(crops, target, prob))[:PREVIEW_CROPS]:
+            tiles += [crop.float().cpu(), as_rgb(t.cpu()), as_rgb(p.cpu())]
+        board.add_image("train/crop_target_prediction", make_grid(tiles, nrow=3, padding=4, pad_value=1.0), self.global_step)
+
+    @torch.no_grad()
+    def log_page(self, name, image, heatmap, predicted_box, true_boxes) -> None:
+        """A validation page's heatmap beside the page, true boxes in green, the predicted box in red."""
+        if (board := self._tensorboard()) is None:
+            return
+        scale = min(1.0, PREVIEW_PAGE_SIDE / max(image.shape[-2:]))
+        size = [max(1, round(s * scale)) for s in image.shape[-2:]]
+        small = lambda t: F.interpolate(t[None].float(), size=size, mode="area")[0]
+        boxes = [np.asarray(b) * scale for b in true_boxes]
+        colours = ["lime"] * len(boxes)
+        if predicted_box is not None:
+            boxes.append(np.asarray(predicted_box) * scale)
+            colours.append("red")
+        page = (small(image.cpu()) * 255).to(torch.uint8)
+        heat = (as_rgb(small(heatmap.cpu()[None])) * 255).to(torch.uint8)
+        if boxes:
+            box_tensor = torch.tensor(np.stack(boxes), dtype=torch.float32)
+            page = draw_bounding_boxes(page, box_tensor, colors=colours, width=2)
+            heat = draw_bounding_boxes(heat, box_tensor, colors=colours, width=2)
+        board.add_image(f"val/{name}", make_grid([page, heat], nrow=2, padding=4), self.global_step)

@@ -1,0 +1,54 @@
+"""Build data, model, callbacks, loggers and trainer from the Hydra config, and fit."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig, OmegaConf
+
+from waldo_pl.cli import first_line, user_error_from
+from waldo_pl.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# The crop loader's length is its epoch in batches, whatever the workers: nothing to warn about.
+warnings.filterwarnings("ignore", message=".*IterableDataset. has .__len__. defined")
+
+
+def check_accelerator(accelerator: str) -> None:
+    if str(accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(f"trainer.accelerator={accelerator}: no CUDA GPU on this machine; use trainer.accelerator=cpu or auto")
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    return [instantiate(c) for c in (group or {}).values() if c is not None]
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit the model on the data the config names; returns the last logged metrics."""
+    check_accelerator(cfg.trainer.accelerator)
+    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
+        raise UserError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint; give the path of a .ckpt written by train.py")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    try:
+        datamodule = instantiate(cfg.data)
+        model = instantiate(cfg.model)
+        callbacks = instantiate_group(cfg.get("callbacks"))
+        loggers = instantiate_group(cfg.get("logger"))
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as err:
+        raise user_error_from(err) from None
+    except MisconfigurationException as err:
+        raise UserError(f"trainer: {first_line(err)}") from None
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    log.info("outputs in %s", trainer.default_root_dir)
+    return {name: float(value) for name, value in trainer.callback_metrics.items()}
