@@ -14,9 +14,11 @@ from waldo_pl.errors import UserError
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+def one_line(err: BaseException) -> str:
+    """The message of `err` folded onto one line (Hydra's hints sit on its second line)."""
+    text = str(err).split("Config search path")[0]
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text or type(err).__name__
 
 
 def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF_DIR) -> None:
@@ -26,7 +28,7 @@ def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF_DIR
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             compose(config_name=config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
-        print(f"error: {first_line(err)} (see python {config_name}.py --help)", file=sys.stderr)
+        print(f"error: {one_line(err)} (see python {config_name}.py --help)", file=sys.stderr)
         sys.exit(2)
 
 
@@ -35,4 +37,4 @@ def user_error_from(err: InstantiationException) -> UserError:
     cause = err.__cause__
     if isinstance(cause, UserError):
         return cause
-    return UserError(first_line(cause or err))
+    return UserError(one_line(cause or err))

@@ -11,9 +11,10 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from waldo_pl.cli import first_line, user_error_from
+from waldo_pl.cli import one_line, user_error_from
 from waldo_pl.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model = instantiate(cfg.model)
         callbacks = instantiate_group(cfg.get("callbacks"))
         loggers = instantiate_group(cfg.get("logger"))
+        if not loggers:  # nothing to write learning rates to
+            callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as err:
         raise user_error_from(err) from None
     except MisconfigurationException as err:
-        raise UserError(f"trainer: {first_line(err)}") from None
+        raise UserError(f"trainer: {one_line(err)}") from None
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(model.run_config)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     log.info("outputs in %s", trainer.default_root_dir)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}

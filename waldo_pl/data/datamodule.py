@@ -69,6 +69,9 @@ class WaldoDataModule(L.LightningDataModule):
         super().__init__()
         if batch_size < 1 or steps_per_epoch < 1:
             raise UserError(f"data.batch_size={batch_size}, data.steps_per_epoch={steps_per_epoch}: both must be at least 1")
+        if root is not None and not Path(root).is_dir():
+            raise UserError(f"data.root={root}: no such folder; point data.root at a folder of labelled pages")
+        val_pages = None if val_pages is None else [str(name) for name in val_pages]  # plain list for the checkpoint
         self.save_hyperparameters()
         self.train_pages: list[Page] = []
         self.val_pages: list[Page] = []

@@ -45,14 +45,18 @@ class WaldoSegmenter(L.LightningModule):
         preview_every_n_epochs: int = 10,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["net"], logger=False)
-        self.net = net
+        if not isinstance(class_weights, str):
+            class_weights = [float(w) for w in class_weights]  # plain numbers, not a Hydra ListConfig
+        # the callables stay out of the checkpoint (it must load with weights_only); the run's
+        # whole config goes in instead, through `run_config`
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.run_config: dict = {}
         if isinstance(class_weights, str) and class_weights != "auto":
             raise UserError(f"model.class_weights={class_weights}: use auto or two numbers, e.g. [1, 20]")
         if not isinstance(class_weights, str) and (len(class_weights) != 2 or min(class_weights) <= 0):
             raise UserError(f"model.class_weights={list(class_weights)}: needs two positive numbers (background, Waldo)")
-        initial = [1.0, 1.0] if isinstance(class_weights, str) else [float(w) for w in class_weights]
-        self.register_buffer("class_weights", torch.tensor(initial))
+        self.register_buffer("class_weights", torch.tensor([1.0, 1.0] if isinstance(class_weights, str) else class_weights))
         self.train_accuracy = MulticlassAccuracy(num_classes=2, average="micro")
 
     def setup(self, stage: str) -> None:
@@ -78,7 +82,7 @@ class WaldoSegmenter(L.LightningModule):
         logits = self(crops)
         loss = self.loss(logits, target)
         self.train_accuracy(logits.argmax(1), target)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/pixel_accuracy", self.train_accuracy, on_step=False, on_epoch=True)
         every = self.hparams.preview_every_n_epochs
         if batch_idx == 0 and every and self.current_epoch % every == 0:
@@ -94,20 +98,23 @@ class WaldoSegmenter(L.LightningModule):
         heatmap = waldo_probability(logits)[0]
         (spot,) = find_spots(heatmap.cpu().numpy(), self.hparams.threshold, count=1)
         distance = distance_to_boxes(spot.x, spot.y, boxes)
-        self.log("val/loss", self.loss(logits, target[None]), batch_size=1)
-        self.log("val/hit_rate", float(distance == 0.0), batch_size=1, prog_bar=True)
-        self.log("val/distance", distance, batch_size=1)
+        self.log("val/loss", self.loss(logits, target[None]), batch_size=1, sync_dist=True)
+        self.log("val/hit_rate", float(distance == 0.0), batch_size=1, prog_bar=True, sync_dist=True)
+        self.log("val/distance", distance, batch_size=1, sync_dist=True)
         self.log_page(batch["name"], image[0], heatmap, spot.box, boxes)
 
     def configure_optimizers(self):
-        optimizer = self.hparams.optimizer(params=self.parameters())
-        if self.hparams.scheduler is None:
+        optimizer = self.optimizer(params=self.parameters())
+        if self.scheduler is None:
             return optimizer
-        scheduler = self.hparams.scheduler(optimizer=optimizer)
+        scheduler = self.scheduler(optimizer=optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": "train/loss_epoch", "interval": "epoch"},
         }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["config"] = self.run_config
 
     # Pictures for TensorBoard ------------------------------------------------------------------
 

@@ -1,0 +1,49 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from waldo_pl.models.module import WaldoSegmenter, balanced_class_weights
+from waldo_pl.models.seed_net import SeedNet
+from waldo_pl.errors import UserError
+
+
+def test_seed_net_has_the_tutorials_size_and_shape():
+    net = SeedNet()
+    assert sum(p.numel() for p in net.parameters()) == 1_395_650
+    assert net(torch.rand(2, 3, 48, 80)).shape == (2, 2, 48, 80)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        net(torch.rand(1, 3, 50, 64))
+
+
+def test_seed_net_sees_context_through_its_skips():
+    # a change at one pixel reaches its neighbours but not the far corner of a large page
+    net = SeedNet().eval()
+    x = torch.rand(1, 3, 128, 128)
+    y = x.clone()
+    y[..., 64, 64] = 1 - y[..., 64, 64]
+    with torch.no_grad():
+        diff = (net(x) - net(y)).abs().sum(1)[0]
+    assert diff[60:68, 60:68].sum() > 0 and diff[:16, :16].sum() == 0
+
+
+def test_balanced_weights_give_both_classes_the_same_total():
+    w0, w1 = balanced_class_weights(0.05)
+    assert w0 == 1.0 and w1 * 0.05 == pytest.approx(w0 * 0.95)
+    with pytest.raises(UserError):
+        balanced_class_weights(0.0)
+
+
+def test_the_loss_weighs_waldo_pixels_by_the_configured_weights():
+    logits = torch.randn(1, 2, 4, 4)
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, 0, 0] = 1
+    module = WaldoSegmenter(SeedNet(), optimizer=torch.optim.Adam, class_weights=[1.0, 20.0])
+    per_pixel = F.cross_entropy(logits, target, reduction="none")
+    weights = torch.where(target == 1, 20.0, 1.0)
+    assert module.loss(logits, target) == pytest.approx(float((per_pixel * weights).sum() / weights.sum()))
+
+
+@pytest.mark.parametrize("weights", ["balanced", [1.0], [1.0, -2.0]])
+def test_bad_class_weights_are_one_line_errors(weights):
+    with pytest.raises(UserError, match="model.class_weights"):
+        WaldoSegmenter(SeedNet(), optimizer=torch.optim.Adam, class_weights=weights)

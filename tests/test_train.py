@@ -1,0 +1,140 @@
+"""train.py and the training run, on small generated pages."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from conftest import draw_page, write_csv
+from waldo_pl.cli import CONF_DIR
+from waldo_pl.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["data.panel=64", "data.batch_size=4", "data.steps_per_epoch=2", "trainer.accelerator=cpu", "trainer.devices=1"]
+
+
+def config(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=[f"paths.output_dir={tmp_path / 'run'}", *overrides])
+
+
+def run_train(*args, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "train.py", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def learnable_pages(tmp_path) -> Path:
+    """Eight 128x128 pages, each with a red-striped Waldo and a blue-striped look-alike; two are for validation."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "pages"
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for i in range(8):
+        x, y = int(rng.integers(8, 110)), int(rng.integers(8, 46)) + 64 * (i % 2)
+        box = (x, y, x + 14, y + 18)
+        look_alike = draw_page(128, 128, [(128 - 14 - x, 128 - 18 - y, 128 - x, 128 - y)], seed=i)[..., ::-1]
+        page = draw_page(128, 128, [box], seed=i)
+        page[64 * (1 - i % 2) : 64 * (2 - i % 2)] = look_alike[64 * (1 - i % 2) : 64 * (2 - i % 2)]
+        Image.fromarray(page).save(folder / "images" / f"p{i}.png")
+        rows.append((f"p{i}.png", 128, 128, "waldo", *box))
+    write_csv(folder / "annotations.csv", rows)
+    return folder
+
+
+def test_fast_dev_run_of_train_py(page_folder, tmp_path):
+    result = run_train(*SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", f"paths.log_dir={tmp_path}", "trainer.fast_dev_run=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 validation pages (b.jpg)" in result.stderr + result.stdout
+
+
+def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
+    cfg = config(
+        tmp_path, f"data.root={learnable_pages}", "data.val_pages=[p6.png,p7.png]", "data.panel=64",
+        "data.batch_size=8", "data.steps_per_epoch=25", "data.prop=0.5", "trainer.max_epochs=6",
+        "trainer.accelerator=cpu", "trainer.check_val_every_n_epoch=6", "model.class_weights=[1,4]",
+        "model.preview_every_n_epochs=0", "callbacks=none", "logger=none", "seed=2",
+    )
+    from hydra.utils import instantiate
+    import lightning as L
+
+    # the weights that training starts from (seed 2: untrained, they miss both validation Waldos)
+    L.seed_everything(cfg.seed)
+    before = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False).validate(
+        instantiate(cfg.model), datamodule=instantiate(cfg.data), verbose=False
+    )[0]
+    metrics = train(cfg)
+    assert metrics["val/loss"] < 0.5 * before["val/loss"]
+    assert metrics["val/hit_rate"] == 1.0 > before["val/hit_rate"]
+    assert metrics["val/distance"] < before["val/distance"]
+
+
+def test_resuming_from_a_checkpoint_continues_exactly(page_folder, tmp_path):
+    common = [*SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", "trainer.check_val_every_n_epoch=1", "logger=none"]
+    train(config(tmp_path / "straight", *common, "trainer.max_epochs=3"))
+    train(config(tmp_path / "first", *common, "trainer.max_epochs=2"))
+    stopped = tmp_path / "first" / "run" / "checkpoints" / "last.ckpt"
+    train(config(tmp_path / "resumed", *common, "trainer.max_epochs=3", f"ckpt_path={stopped}"))
+
+    straight = torch.load(tmp_path / "straight" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    resumed = torch.load(tmp_path / "resumed" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == straight["global_step"] == 6
+    for name, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][name]), name
+    assert list((tmp_path / "straight" / "run" / "checkpoints").glob("best-*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    "group", sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+)
+def test_every_option_of_every_group_composes(group, tmp_path):
+    for option in sorted((CONF_DIR / group).glob("*.yaml")):
+        cfg = config(tmp_path, f"{group}={option.stem}")
+        assert cfg.data.panel % 16 == 0 and cfg.trainer._target_.endswith("Trainer")
+
+
+def test_experiment_seed_is_the_tutorials_run(tmp_path):
+    cfg = config(tmp_path, "experiment=seed")
+    assert (cfg.data.batch_size, cfg.data.steps_per_epoch, cfg.data.prop, cfg.trainer.max_epochs) == (6, 6, 0.34, 500)
+    assert cfg.model.optimizer.lr == 1e-3 and cfg.model.scheduler.patience == 100
+
+
+def test_ddp_on_two_cpu_processes_gives_each_rank_its_own_crops(page_folder, tmp_path):
+    result = run_train(
+        *SMALL[:3], f"data.root={page_folder}", "data.val_pages=[b.jpg]", f"paths.log_dir={tmp_path}",
+        "trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_epochs=1",
+        "logger=none", "callbacks=none",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = "".join(p.read_text() for p in tmp_path.rglob("*.log"))
+    checksums = dict(line.split(": first batch checksum ") for line in logs.splitlines() if "first batch checksum" in line)
+    ranks = {key.split(" - ")[-1]: value for key, value in checksums.items()}
+    assert set(ranks) == {"rank 0 of 2", "rank 1 of 2"}
+    assert ranks["rank 0 of 2"] != ranks["rank 1 of 2"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["trainer.accelerator=gpu"], "trainer.accelerator=gpu: no CUDA GPU"),
+        (["data.batch_sizee=3"], "Could not override 'data.batch_sizee'"),
+        (["model=nope"], "Could not find 'model/nope'"),
+        (["data.root=/no/such/folder"], "data.root=/no/such/folder: no such folder"),
+        (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such checkpoint"),
+        (["data.prop=2"], "data.prop=2"),
+    ],
+)
+def test_bad_settings_are_one_line_and_exit_2(page_folder, tmp_path, args, message):
+    if not any(a.startswith("data.root") for a in args):
+        args = [f"data.root={page_folder}", *args]
+    result = run_train(*args, f"paths.log_dir={tmp_path}", "trainer.max_epochs=1")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in result.stderr
