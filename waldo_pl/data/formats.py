@@ -94,10 +94,8 @@ def _nonempty(pages: list[Page], source: Path) -> list[Page]:
     return pages
 
 
-def load_csv(csv_path: str | Path, image_dir: str | Path | None = None) -> list[Page]:
-    """Pages named in an annotations.csv (`filename,width,height,class,xmin,ymin,xmax,ymax`)."""
-    csv_path = Path(csv_path)
-    image_dir = Path(image_dir) if image_dir is not None else csv_path.parent
+def read_csv_rows(csv_path: Path) -> dict[str, list]:
+    """{filename: [(where, box, stated size)]} from an annotations.csv."""
     labels: dict[str, list] = defaultdict(list)
     try:
         with open(csv_path, newline="") as f:
@@ -114,13 +112,11 @@ def load_csv(csv_path: str | Path, image_dir: str | Path | None = None) -> list[
                 labels[row["filename"]].append((f"{csv_path}:{line}", box, size))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"{csv_path}: cannot read it as CSV ({err}); check the file") from None
-    return _labelled_pages(labels, image_dir)
+    return labels
 
 
-def load_voc(xml_dir: str | Path, image_dir: str | Path | None = None) -> list[Page]:
-    """Pages described by Pascal VOC files (one .xml a page, each Waldo an `<object><bndbox>`)."""
-    xml_dir = Path(xml_dir)
-    image_dir = Path(image_dir) if image_dir is not None else xml_dir
+def read_voc_rows(xml_dir: Path) -> dict[str, list]:
+    """{filename: [(where, box, stated size)]} from the Pascal VOC files in a folder."""
     labels: dict[str, list] = defaultdict(list)
     for xml_path in sorted(xml_dir.glob("*.xml")):
         try:
@@ -134,7 +130,40 @@ def load_voc(xml_dir: str | Path, image_dir: str | Path | None = None) -> list[P
         for obj in tree.iter("object"):
             box = [obj.findtext(f"bndbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
             labels[name].append((str(xml_path), box, size))
-    return _labelled_pages(labels, image_dir)
+    return labels
+
+
+def load_csv(csv_path: str | Path, image_dir: str | Path | None = None) -> list[Page]:
+    """Pages named in an annotations.csv (`filename,width,height,class,xmin,ymin,xmax,ymax`)."""
+    csv_path = Path(csv_path)
+    return _labelled_pages(read_csv_rows(csv_path), Path(image_dir) if image_dir is not None else csv_path.parent)
+
+
+def load_voc(xml_dir: str | Path, image_dir: str | Path | None = None) -> list[Page]:
+    """Pages described by Pascal VOC files (one .xml a page, each Waldo an `<object><bndbox>`)."""
+    xml_dir = Path(xml_dir)
+    return _labelled_pages(read_voc_rows(xml_dir), Path(image_dir) if image_dir is not None else xml_dir)
+
+
+def read_labels(path: str | Path) -> dict[str, np.ndarray]:
+    """{page file name: (N, 4) Waldo boxes} from an annotations.csv or a folder of VOC files, without reading pages."""
+    path = Path(path)
+    if path.is_file():
+        rows = read_csv_rows(path)
+    elif path.is_dir() and any(path.glob("*.xml")):
+        rows = read_voc_rows(path)
+    elif path.is_dir() and (path / "annotations.csv").is_file():
+        rows = read_csv_rows(path / "annotations.csv")
+    else:
+        raise UserError(f"labels={path}: not an annotations.csv nor a folder of VOC .xml files")
+    boxes = {}
+    for name, found in rows.items():
+        kept = [b for where, box, _ in found if (b := _checked_box(where, name, box, None, (1 << 30, 1 << 30)))]
+        if kept:
+            boxes[name] = np.array(kept, dtype=np.int64)
+    if not boxes:
+        raise UserError(f"labels={path}: holds no usable Waldo box")
+    return boxes
 
 
 def load_npy(folder: str | Path) -> list[Page]:

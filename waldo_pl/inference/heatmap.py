@@ -1,12 +1,22 @@
-"""The network's Waldo probability over a whole page, in the page's own pixels."""
+"""The network's Waldo probability over a whole page, in the page's own pixels.
+
+Pages are padded (never stretched) to a multiple of 16 and run whole, or for large pages in
+overlapping tiles. Tiles start on the 16-pixel grid and only their inner parts, farther than
+`margin` from a cut, are kept and blended, so tiled and whole-page heatmaps agree.
+"""
 
 from __future__ import annotations
 
+import contextlib
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 MULTIPLE = 16  # four 2x poolings
+MARGIN = 64  # beyond the network's reach (its receptive field is about 80 px wide)
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
@@ -25,3 +35,87 @@ def page_logits(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
 def waldo_probability(logits: torch.Tensor) -> torch.Tensor:
     """(..., 2, H, W) logits -> (..., H, W) probability of Waldo."""
     return logits.float().softmax(dim=-3)[..., 1, :, :]
+
+
+def tile_starts(length: int, tile: int, margin: int) -> list[int]:
+    """Starts of tiles of side `tile` over `length`, each next one overlapping by 3 margins (a third blended)."""
+    if length <= tile:
+        return [0]
+    step = tile - 3 * margin
+    starts = list(range(0, length - tile, step)) + [length - tile]
+    return sorted(set(starts))
+
+
+def blend_weights(start: int, tile: int, length: int, margin: int) -> np.ndarray:
+    """Along one axis: 0 within `margin` of a cut, rising over the next `margin`, 1 inside; page edges keep full weight."""
+    size = min(tile, length)
+    ramp = np.clip((np.arange(size) - margin + 1) / margin, 0, 1).astype(np.float32)
+    weights = np.ones(size, np.float32)
+    if start > 0:
+        weights = np.minimum(weights, ramp)
+    if start + size < length:
+        weights = np.minimum(weights, ramp[::-1])
+    return weights
+
+
+def _to_tensor(page: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(1, 3, H, W) float in [0, 1], channels-last: the layout the network runs fastest in."""
+    pixels = torch.from_numpy(np.ascontiguousarray(page)).to(device)
+    return pixels.permute(2, 0, 1)[None].float().div_(255).contiguous(memory_format=torch.channels_last)
+
+
+@torch.inference_mode()
+def heatmap(
+    net: nn.Module,
+    page: np.ndarray,
+    tile: int = 1024,
+    batch_size: int = 4,
+    max_whole_pixels: int = 1 << 22,
+    bf16: bool = False,
+) -> np.ndarray:
+    """Waldo probability (H, W) float32 for an RGB uint8 page (H, W, 3); tiles when the page is over `max_whole_pixels`."""
+    if tile % MULTIPLE or tile <= 3 * MARGIN:
+        raise ValueError(f"tile must be a multiple of {MULTIPLE} above {3 * MARGIN}, got {tile}")
+    device = next(net.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    h, w = page.shape[:2]
+    if h * w <= max_whole_pixels:
+        with autocast:
+            return waldo_probability(page_logits(net, _to_tensor(page, device)))[0].cpu().numpy()
+
+    # Pad the uint8 page once (edge repeated, as pad_to_multiple does); tiles are made float one batch at a time.
+    padded = np.pad(page, ((0, -h % MULTIPLE), (0, -w % MULTIPLE), (0, 0)), mode="edge")
+    ph, pw = padded.shape[:2]
+    total = np.zeros((ph, pw), np.float32)
+    weight = np.zeros((ph, pw), np.float32)
+    corners = [(y, x) for y in tile_starts(ph, tile, MARGIN) for x in tile_starts(pw, tile, MARGIN)]
+    for i in range(0, len(corners), batch_size):
+        batch = corners[i : i + batch_size]
+        tiles = torch.cat([_to_tensor(padded[y : y + tile, x : x + tile], device) for y, x in batch])
+        with autocast:
+            probs = waldo_probability(net(tiles)).cpu().numpy()
+        for (y, x), prob in zip(batch, probs):
+            th, tw = prob.shape
+            wts = blend_weights(y, tile, ph, MARGIN)[:, None] * blend_weights(x, tile, pw, MARGIN)[None, :]
+            total[y : y + th, x : x + tw] += prob * wts
+            weight[y : y + th, x : x + tw] += wts
+    np.divide(total, weight, out=total)
+    return total[:h, :w]
+
+
+def heatmap_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), **kwargs) -> np.ndarray:
+    """The page searched at each scale; per pixel the best (highest) probability, in the page's own pixels."""
+    h, w = page.shape[:2]
+    best = None
+    for scale in scales:
+        if scale <= 0:
+            raise ValueError(f"scales must be positive, got {scale}")
+        if scale == 1.0:
+            heat = heatmap(net, page, **kwargs)
+        else:
+            size = (max(MULTIPLE, round(w * scale)), max(MULTIPLE, round(h * scale)))
+            resized = np.asarray(Image.fromarray(np.ascontiguousarray(page)).resize(size, Image.BILINEAR))
+            small = torch.from_numpy(heatmap(net, resized, **kwargs))[None, None]
+            heat = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+        best = heat if best is None else np.maximum(best, heat)
+    return best
