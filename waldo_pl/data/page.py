@@ -10,6 +10,9 @@ from PIL import Image, UnidentifiedImageError
 
 from waldo_pl.errors import UserError
 
+# Scanned double pages run past PIL's decompression-bomb warning (89 Mpx); allow up to 512 Mpx.
+Image.MAX_IMAGE_PIXELS = 1 << 29
+
 
 @dataclasses.dataclass(frozen=True)
 class Page:

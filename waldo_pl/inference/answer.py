@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from skimage.measure import label
+from skimage.segmentation import flood
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,9 +23,9 @@ def region_box(heatmap: np.ndarray, y: int, x: int, threshold: float) -> tuple[i
     """The box of the connected region above `threshold` that holds (x, y): not of every such pixel on the page."""
     if heatmap[y, x] < threshold:
         return None
-    regions = label(heatmap >= threshold, connectivity=2)
-    ys, xs = np.nonzero(regions == regions[y, x])
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    region = flood((heatmap >= threshold).view(np.uint8), (y, x), connectivity=2)
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def find_spots(heatmap: np.ndarray, threshold: float = 0.8, count: int = 5, min_distance: int = 32) -> list[Spot]:

@@ -117,7 +117,7 @@ def write_atomically(path: Path, write: Callable[[io.BufferedWriter], None]) -> 
 
 
 def save_png(path: Path, pixels: np.ndarray) -> None:
-    write_atomically(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
+    write_atomically(path, lambda f: Image.fromarray(pixels).save(f, format="PNG", compress_level=1))
 
 
 def save_text(path: Path, text: str) -> None:

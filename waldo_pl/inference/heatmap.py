@@ -114,7 +114,7 @@ def heatmap_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), **kwargs)
             heat = heatmap(net, page, **kwargs)
         else:
             size = (max(MULTIPLE, round(w * scale)), max(MULTIPLE, round(h * scale)))
-            resized = np.asarray(Image.fromarray(np.ascontiguousarray(page)).resize(size, Image.BILINEAR))
+            resized = np.array(Image.fromarray(np.ascontiguousarray(page)).resize(size, Image.BILINEAR))
             small = torch.from_numpy(heatmap(net, resized, **kwargs))[None, None]
             heat = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
         best = heat if best is None else np.maximum(best, heat)

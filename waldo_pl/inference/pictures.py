@@ -8,16 +8,18 @@ from torchvision.utils import draw_bounding_boxes
 
 from waldo_pl.inference.answer import Spot
 
-# Dark blue -> purple -> orange -> pale yellow, sampled from 0 to 1.
+# Dark blue -> purple -> orange -> pale yellow, as a 256-entry table (a table keeps huge pages small in memory).
 HEAT_COLOURS = np.array([[0, 0, 40], [80, 20, 120], [190, 50, 90], [250, 140, 30], [255, 250, 180]], np.float32)
-DIM = 0.5  # the tutorial laid black at alpha 0.5 over everything but the box
+HEAT_TABLE = np.stack(
+    [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(HEAT_COLOURS)), HEAT_COLOURS[:, c]) for c in range(3)], axis=-1
+).astype(np.uint8)
 
 
 def colour_heatmap(heatmap: np.ndarray) -> np.ndarray:
     """(H, W) probabilities -> (H, W, 3) uint8 colour image."""
-    stops = np.linspace(0.0, 1.0, len(HEAT_COLOURS))
-    p = np.clip(heatmap, 0.0, 1.0)
-    return np.stack([np.interp(p, stops, HEAT_COLOURS[:, c]) for c in range(3)], axis=-1).astype(np.uint8)
+    levels = np.clip(heatmap, 0.0, 1.0)
+    levels = np.multiply(levels, 255, out=np.empty_like(levels)).round(out=levels).astype(np.uint8)
+    return HEAT_TABLE[levels]
 
 
 def marked_box(spot: Spot, height: int, width: int) -> tuple[int, int, int, int]:
@@ -32,7 +34,7 @@ def result_picture(page: np.ndarray, spot: Spot) -> np.ndarray:
     """The page dimmed everywhere but Waldo's box, the box drawn in red."""
     h, w = page.shape[:2]
     x1, y1, x2, y2 = marked_box(spot, h, w)
-    out = (page * DIM).astype(np.uint8)
+    out = page >> 1  # half as bright, as the tutorial's black overlay at alpha 0.5
     out[y1:y2, x1:x2] = page[y1:y2, x1:x2]
     line = max(2, round(max(h, w) / 800))
     # the line goes around the box, not over Waldo

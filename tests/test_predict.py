@@ -1,0 +1,204 @@
+"""Inference: heatmaps, the answer, pictures, scoring, and predict.py on good and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from conftest import draw_page, write_csv
+from waldo_pl.data.formats import read_labels
+from waldo_pl.inference.answer import find_spots
+from waldo_pl.inference.finder import Finder, PageAnswer, score
+from waldo_pl.inference.heatmap import heatmap, heatmap_at_scales
+from waldo_pl.models.seed_net import SeedNet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class RedFinder(nn.Module):
+    """A stand-in network whose Waldo logit is how much redder than the rest a pixel is."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = nn.Parameter(torch.tensor(20.0))
+
+    def forward(self, x):
+        redness = x[:, :1] - x[:, 1:].mean(1, keepdim=True)
+        return torch.cat([torch.zeros_like(redness), self.gain * (redness - 0.5)], dim=1)
+
+
+def test_whole_page_and_tiles_agree():
+    torch.manual_seed(0)
+    net = SeedNet().eval()
+    page = np.random.default_rng(1).integers(0, 256, (333, 517, 3), dtype=np.uint8)
+    whole = heatmap(net, page)
+    tiled = heatmap(net, page, tile=256, batch_size=3, max_whole_pixels=0)
+    assert whole.shape == tiled.shape == (333, 517)
+    assert np.abs(whole - tiled).max() < 1e-5
+    # the same peak (the last 2x upsampling makes 2x2 plateaus, so compare values, and places to a pixel)
+    yw, xw = np.unravel_index(whole.argmax(), whole.shape)
+    yt, xt = np.unravel_index(tiled.argmax(), tiled.shape)
+    assert abs(whole.max() - tiled.max()) < 1e-5 and abs(int(yw) - int(yt)) <= 1 and abs(int(xw) - int(xt)) <= 1
+
+
+@pytest.mark.parametrize("scales", [(1.0,), (0.5,), (1.5,), (0.5, 1.0, 2.0)])
+def test_coordinates_are_in_the_pages_own_pixels(scales):
+    page = np.full((101, 203, 3), 128, np.uint8)
+    page[60:80, 150:170] = [255, 0, 0]  # the only red: Waldo stands at x 150-169, y 60-79
+    heat = heatmap_at_scales(RedFinder(), page, scales, tile=256, max_whole_pixels=1 << 30)
+    assert heat.shape == (101, 203)
+    (spot,) = find_spots(heat, 0.8, count=1)
+    assert 149 <= spot.x <= 170 and 59 <= spot.y <= 80
+    x1, y1, x2, y2 = spot.box
+    assert abs(x1 - 150) <= 2 and abs(y1 - 60) <= 2 and abs(x2 - 170) <= 2 and abs(y2 - 80) <= 2
+
+
+def test_the_box_is_the_peaks_own_region_not_every_pixel_above_the_threshold():
+    heat = np.zeros((200, 300), np.float32)
+    heat[20:40, 30:50] = 0.9
+    heat[30, 40] = 0.97                 # the answer's blob
+    heat[150:190, 200:290] = 0.85       # a look-alike elsewhere
+    best, second, *_ = find_spots(heat, threshold=0.8, count=5)
+    assert (best.x, best.y, best.box) == (40, 30, (30, 20, 50, 40))
+    assert best.confidence == pytest.approx(0.97)
+    assert second.box == (200, 150, 290, 190) and second.confidence == pytest.approx(0.85)
+    # below the threshold there is a peak but no box
+    (low,) = find_spots(heat * 0.5, threshold=0.8, count=1)
+    assert (low.x, low.y, low.box) == (40, 30, None)
+
+
+def test_finder_writes_json_and_pictures_of_the_pages_size(tmp_path):
+    page = draw_page(150, 190, [(120, 30, 134, 50)])
+    Image.fromarray(page).save(tmp_path / "page.png")
+    answer = Finder(RedFinder(), candidates=2).answer(tmp_path / "page.png", tmp_path, "page")
+    data = json.loads((tmp_path / "page.json").read_text())
+    assert set(data) == {"image", "width", "height", "x", "y", "confidence", "box", "candidates"}
+    assert (data["width"], data["height"]) == (190, 150) and 0 <= data["confidence"] <= 1
+    assert 120 <= data["x"] < 134 and 30 <= data["y"] < 50
+    assert isinstance(data["box"], list) and len(data["box"]) == 4
+    assert all(set(c) == {"x", "y", "confidence", "box"} for c in data["candidates"]) and len(data["candidates"]) <= 2
+    for name in ("page_heatmap.png", "page_result.png"):
+        with Image.open(tmp_path / name) as picture:
+            assert picture.size == (190, 150) and picture.mode == "RGB"
+    result = np.asarray(Image.open(tmp_path / "page_result.png")).astype(int)
+    x1, y1, x2, y2 = data["box"]
+    assert (result[y1:y2, x1:x2] == page[y1:y2, x1:x2]).all()         # Waldo left bright
+    assert result[140, 5].sum() < page[140, 5].astype(int).sum() * 0.6  # the rest dimmed
+    assert result[y1 - 1, (x1 + x2) // 2].tolist() == [255, 0, 0]       # a red line around him
+    assert answer.spots[0].x == data["x"] and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_scoring_counts_hits_top5_and_distance(tmp_path):
+    rows, answers = [], []
+    finder = Finder(RedFinder(), candidates=4)
+    for i, (box, labelled) in enumerate([((20, 20, 36, 40), (20, 20, 36, 40)), ((20, 20, 36, 40), (90, 60, 100, 70))]):
+        Image.fromarray(draw_page(100, 120, [box], seed=i)).save(tmp_path / f"p{i}.png")
+        rows.append((f"p{i}.png", 120, 100, "waldo", *labelled))
+        answers.append(finder.answer(tmp_path / f"p{i}.png", tmp_path, f"p{i}"))
+    write_csv(tmp_path / "labels.csv", rows)
+    report, totals = score(answers, read_labels(tmp_path / "labels.csv"))
+    assert [r["hit"] for r in report] == [1, 0] and report[0]["distance"] == 0 and report[1]["distance"] > 20
+    assert totals["hit_rate"] == 0.5 and totals["pages"] == 2 and totals["median_seconds"] >= 0
+
+
+def run_predict(*args, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "predict.py", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_predict_py_on_a_mixed_folder_finishes_the_good_pages_and_lists_the_bad(trained_checkpoint, tmp_path):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    rgb = Image.fromarray(draw_page(96, 128, [(40, 30, 56, 50)]))
+    rgb.save(pages / "rgb.jpg")
+    rgb.convert("L").save(pages / "grey.png")
+    rgb.convert("RGBA").save(pages / "alpha.png")
+    rgb.convert("CMYK").save(pages / "cmyk.jpg")
+    Image.fromarray((np.asarray(rgb.convert("L"), np.uint16) * 257)).save(pages / "deep.png")
+    (pages / "text.jpg").write_text("no pixels here")
+    whole = (pages / "rgb.jpg").read_bytes()
+    (pages / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    Image.fromarray(draw_page(10, 40, [])).save(pages / "tiny.png")
+    write_csv(tmp_path / "labels.csv", [(n, 128, 96, "waldo", 40, 30, 56, 50) for n in ("rgb.jpg", "grey.png", "alpha.png")])
+
+    out = tmp_path / "out"
+    result = run_predict(f"img={pages}", f"ckpt={trained_checkpoint}", f"output_dir={out}", f"labels={tmp_path / 'labels.csv'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    good = ["alpha", "cmyk", "deep", "grey", "rgb"]
+    assert sorted(p.stem for p in out.glob("*.json")) == good
+    for stem in good:
+        assert f"{stem}." in result.stdout and "%" in result.stdout
+        with Image.open(out / f"{stem}_result.png") as picture:
+            assert picture.size == (128, 96)
+    summary = result.stderr[result.stderr.index("3 of 8 page(s) failed"):]
+    for bad in ("text.jpg", "cut.jpg", "tiny.png"):
+        assert bad in summary
+    assert "16 px" in summary
+    report = (out / "report.csv").read_text().splitlines()
+    assert report[0].startswith("image,hit,top5_hit,distance") and len(report) == 4
+    assert "hit rate" in (out / "report.md").read_text()
+
+
+def different_architecture(tmp_path):
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"net.conv.weight": torch.zeros(4, 3, 3, 3)},
+                "config": {"model": {"net": {"_target_": "waldo_pl.models.seed_net.SeedNet"}}}}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda t, c: ["img=/no/such/page.jpg", f"ckpt={c}"], "img=/no/such/page.jpg"),
+        (lambda t, c: [f"img={t / 'p.png'}", "ckpt=/no/such.ckpt"], "ckpt=/no/such.ckpt: no such checkpoint"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={t / 'p.png'}"], "not a checkpoint written by train.py"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={different_architecture(t)}"], "holds another architecture"),
+        (lambda t, c: [f"img={t / 'p.png'}"], "ckpt= is required"),
+        (lambda t, c: [f"img={t / 'bad.jpg'}", f"ckpt={c}"], "no page could be read"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "accelerator=gpu"], "no CUDA GPU"),
+        (lambda t, c: [f"ckpt={c}"], "img= is required"),
+    ],
+)
+def test_predict_py_fails_in_one_line_with_exit_2(trained_checkpoint, tmp_path, make_args, message):
+    Image.fromarray(draw_page(64, 64, [])).save(tmp_path / "p.png")
+    (tmp_path / "bad.jpg").write_text("nope")
+    if message == "no CUDA GPU" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run_predict(*make_args(tmp_path, trained_checkpoint), f"output_dir={tmp_path / 'out'}")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
+    assert not list((tmp_path / "out").glob("*.json")) if (tmp_path / "out").exists() else True
+
+
+def test_a_huge_page_runs_in_tiles_within_4_gb(tmp_path):
+    script = f"""
+import resource, sys
+import numpy as np
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_predict import RedFinder
+from waldo_pl.inference.finder import Finder
+from PIL import Image
+page = np.full((10000, 10000, 3), 128, np.uint8)
+page[7000:7040, 3000:3030] = [255, 0, 0]
+Image.fromarray(page).save({str(tmp_path / 'huge.png')!r}, compress_level=1)
+del page
+answer = Finder(RedFinder(), tile=2048, batch_size=2).answer(__import__('pathlib').Path({str(tmp_path / 'huge.png')!r}), __import__('pathlib').Path({str(tmp_path)!r}), 'huge')
+print(answer.spots[0].x, answer.spots[0].y, answer.spots[0].box)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    spot, peak_kb = result.stdout.splitlines()[-2:]
+    x, y = (int(v) for v in spot.split()[:2])
+    assert 3000 <= x < 3030 and 7000 <= y < 7040
+    assert int(peak_kb) < 4 * 1024 * 1024, f"peak memory {int(peak_kb) / 1e6:.2f} GB"
+    with Image.open(tmp_path / "huge_result.png") as picture:
+        assert picture.size == (10000, 10000)
