@@ -146,6 +146,15 @@ def test_predict_py_on_a_mixed_folder_finishes_the_good_pages_and_lists_the_bad(
     assert "hit rate" in (out / "report.md").read_text()
 
 
+def test_predict_py_takes_a_glob(trained_checkpoint, tmp_path):
+    for name in ("one.png", "two.png", "skip.jpg"):
+        Image.fromarray(draw_page(64, 80, [(10, 10, 24, 30)])).save(tmp_path / name)
+    result = run_predict(f"img={tmp_path}/*.png", f"ckpt={trained_checkpoint}", f"output_dir={tmp_path / 'out'}", "precision=32")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["one.json", "two.json"]
+    assert len([line for line in result.stdout.splitlines() if line.endswith("%")]) == 2
+
+
 def different_architecture(tmp_path):
     path = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"net.conv.weight": torch.zeros(4, 3, 3, 3)},

@@ -54,6 +54,22 @@ def test_fast_dev_run_of_train_py(page_folder, tmp_path):
     assert "1 validation pages (b.jpg)" in result.stderr + result.stdout
 
 
+def test_tensorboard_gets_curves_pictures_and_hyperparameters(page_folder, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = config(tmp_path, *SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", "trainer.max_epochs=2",
+                 "trainer.check_val_every_n_epoch=1", "model.preview_every_n_epochs=1", "trainer.log_every_n_steps=1")
+    train(cfg)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0}).Reload()
+    scalars, images = set(events.Tags()["scalars"]), set(events.Tags()["images"])
+    assert {"train/loss_step", "train/loss_epoch", "train/pixel_accuracy", "val/loss", "val/hit_rate", "val/distance", "lr-Adam"} <= scalars
+    assert {"train/crop_target_prediction", "val/b.jpg"} <= images
+    assert len(events.Images("train/crop_target_prediction")) == 2
+    page = events.Images("val/b.jpg")[-1]
+    assert page.width > 2 * 128 and page.height >= 96  # page and heatmap side by side
+    assert (tmp_path / "run" / "tensorboard" / "hparams.yaml").read_text().count("batch_size") >= 1
+
+
 def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     cfg = config(
         tmp_path, f"data.root={learnable_pages}", "data.val_pages=[p6.png,p7.png]", "data.panel=64",

@@ -83,24 +83,37 @@ def heatmap(
         with autocast:
             return waldo_probability(page_logits(net, _to_tensor(page, device)))[0].cpu().numpy()
 
-    # Pad the uint8 page once (edge repeated, as pad_to_multiple does); tiles are made float one batch at a time.
-    padded = np.pad(page, ((0, -h % MULTIPLE), (0, -w % MULTIPLE), (0, 0)), mode="edge")
-    ph, pw = padded.shape[:2]
+    # The page as if padded to the 16-px grid (edge repeated, as pad_to_multiple does), without copying it:
+    # only tiles that reach past the page are padded, one batch at a time.
+    ph, pw = h + -h % MULTIPLE, w + -w % MULTIPLE
+    ys, xs = tile_starts(ph, tile, MARGIN), tile_starts(pw, tile, MARGIN)
     total = np.zeros((ph, pw), np.float32)
-    weight = np.zeros((ph, pw), np.float32)
-    corners = [(y, x) for y in tile_starts(ph, tile, MARGIN) for x in tile_starts(pw, tile, MARGIN)]
+    # The blend weights are separable and the tiles a grid, so their sum is an outer product of 1-D sums.
+    weight_y, weight_x = np.zeros(ph, np.float32), np.zeros(pw, np.float32)
+    for y in ys:
+        weight_y[y : y + tile] += blend_weights(y, tile, ph, MARGIN)
+    for x in xs:
+        weight_x[x : x + tile] += blend_weights(x, tile, pw, MARGIN)
+    corners = [(y, x) for y in ys for x in xs]
     for i in range(0, len(corners), batch_size):
         batch = corners[i : i + batch_size]
-        tiles = torch.cat([_to_tensor(padded[y : y + tile, x : x + tile], device) for y, x in batch])
+        tiles = torch.cat([_to_tensor(_tile(page, y, x, min(tile, ph - y), min(tile, pw - x)), device) for y, x in batch])
         with autocast:
             probs = waldo_probability(net(tiles)).cpu().numpy()
         for (y, x), prob in zip(batch, probs):
             th, tw = prob.shape
-            wts = blend_weights(y, tile, ph, MARGIN)[:, None] * blend_weights(x, tile, pw, MARGIN)[None, :]
-            total[y : y + th, x : x + tw] += prob * wts
-            weight[y : y + th, x : x + tw] += wts
-    np.divide(total, weight, out=total)
-    return total[:h, :w]
+            total[y : y + th, x : x + tw] += prob * np.outer(blend_weights(y, tile, ph, MARGIN), blend_weights(x, tile, pw, MARGIN))
+    total = total[:h, :w]
+    total /= weight_y[:h, None]
+    total /= weight_x[None, :w]
+    return total
+
+
+def _tile(page: np.ndarray, y: int, x: int, th: int, tw: int) -> np.ndarray:
+    """page[y:y+th, x:x+tw], repeating the page's last row and column where it runs past them."""
+    part = page[y : y + th, x : x + tw]
+    short_h, short_w = th - part.shape[0], tw - part.shape[1]
+    return np.pad(part, ((0, short_h), (0, short_w), (0, 0)), mode="edge") if short_h or short_w else part
 
 
 def heatmap_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), **kwargs) -> np.ndarray:
