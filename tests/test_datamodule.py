@@ -54,3 +54,21 @@ def test_waldo_pixel_fraction_is_measured_on_the_stream(page_folder):
     low = dm.waldo_pixel_fraction()
     dm.hparams.prop = 1.0
     assert 0 < low < dm.waldo_pixel_fraction() < 1
+
+
+def test_folds_cover_every_page_once_and_spare_always_train(tmp_path):
+    from waldo_pl.data.page import Page
+    import numpy as np
+
+    pages = [Page(f"{i}.jpg", np.zeros((8, 8, 3), np.uint8), [(0, 0, 2, 2)]) for i in range(1, 13)]
+    portraits = ["11.jpg", "12.jpg"]
+    held = [[p.name for p in split_pages(pages, folds=5, fold=k, seed=3, always_train=portraits)[1]] for k in range(5)]
+    flat = sorted(n for fold in held for n in fold)
+    assert flat == sorted(f"{i}.jpg" for i in range(1, 11))  # each puzzle page held out exactly once
+    assert all(len(fold) == 2 for fold in held)
+    train, _ = split_pages(pages, folds=5, fold=0, seed=3, always_train=portraits)
+    assert set(portraits) <= {p.name for p in train}
+    with pytest.raises(UserError, match="data.fold=5"):
+        split_pages(pages, folds=5, fold=5)
+    with pytest.raises(UserError, match="data.folds=1"):
+        split_pages(pages, folds=1)

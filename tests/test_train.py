@@ -1,5 +1,6 @@
 """train.py and the training run, on small generated pages."""
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from PIL import Image
 
 from conftest import draw_page, write_csv
 from waldo_pl.cli import CONF_DIR
+from waldo_pl.crossval import fold_table
 from waldo_pl.training import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,6 +91,10 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     assert metrics["val/loss"] < 0.5 * before["val/loss"]
     assert metrics["val/hit_rate"] == 1.0 > before["val/hit_rate"]
     assert metrics["val/distance"] < before["val/distance"]
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [p["page"] for p in record["pages"]] == ["p6.png", "p7.png"] and all(p["hit"] for p in record["pages"])
+    table = fold_table(tmp_path)
+    assert "2/2" in table.splitlines()[-1]
 
 
 def test_resuming_from_a_checkpoint_continues_exactly(page_folder, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -54,5 +56,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    log.info("outputs in %s", trainer.default_root_dir)
-    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    if datamodule.val_pages and not trainer.fast_dev_run:
+        # The final weights on the held-out pages, whatever the validation interval was.
+        metrics.update(trainer.validate(model, datamodule=datamodule, verbose=False)[0])
+        if trainer.is_global_zero:
+            write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics, model.page_results, trainer)
+    log.info("outputs in %s", cfg.paths.output_dir)
+    return metrics
+
+
+def write_metrics(path: Path, metrics: dict, pages: list[dict], trainer) -> None:
+    """The final validation figures and each held-out page's outcome, for cross-validation tables."""
+    record = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "metrics": metrics, "pages": pages}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -21,20 +21,35 @@ log = logging.getLogger(__name__)
 
 
 def split_pages(
-    pages: Sequence[Page], val_pages: Sequence[str] | None, val_fraction: float, seed: int
+    pages: Sequence[Page],
+    val_pages: Sequence[str] | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    folds: int | None = None,
+    fold: int = 0,
+    always_train: Sequence[str] = (),
 ) -> tuple[list[Page], list[Page]]:
-    """(train, val): the pages named in `val_pages`, or else a seeded `val_fraction` of them."""
+    """(train, val) by page: the pages named in `val_pages`; else fold `fold` of `folds` seeded folds;
+    else a seeded `val_fraction`. Pages in `always_train` are never held out by the last two."""
     names = [p.name for p in pages]
+    candidates = sorted(set(names) - set(always_train))
+    rng = np.random.default_rng(seed)
     if val_pages is not None:
         unknown = sorted(set(val_pages) - set(names))
         if unknown:
             raise UserError(f"data.val_pages: {', '.join(unknown)} not among the loaded pages; use page file names")
         chosen = set(val_pages)
+    elif folds is not None:
+        if not 2 <= folds <= len(candidates):
+            raise UserError(f"data.folds={folds}: needs 2 to {len(candidates)} (the pages that may be held out)")
+        if not 0 <= fold < folds:
+            raise UserError(f"data.fold={fold}: must be from 0 to data.folds - 1 = {folds - 1}")
+        chosen = set(rng.permutation(candidates)[fold::folds].tolist())
     else:
         if not 0.0 <= val_fraction < 1.0:
             raise UserError(f"data.val_fraction={val_fraction}: must be in [0, 1)")
-        count = int(round(val_fraction * len(pages)))
-        chosen = set(np.random.default_rng(seed).choice(sorted(names), size=count, replace=False).tolist())
+        count = int(round(val_fraction * len(candidates)))
+        chosen = set(rng.choice(candidates, size=count, replace=False).tolist())
     train = [p for p in pages if p.name not in chosen]
     if not train:
         raise UserError("every page is held out for validation; name fewer data.val_pages or lower data.val_fraction")
@@ -63,6 +78,9 @@ class WaldoDataModule(L.LightningDataModule):
         prop: float = 0.34,
         val_pages: list[str] | None = None,
         val_fraction: float = 0.2,
+        folds: int | None = None,
+        fold: int = 0,
+        always_train: list[str] = (),
         num_workers: int = 0,
         seed: int = 0,
     ):
@@ -71,7 +89,9 @@ class WaldoDataModule(L.LightningDataModule):
             raise UserError(f"data.batch_size={batch_size}, data.steps_per_epoch={steps_per_epoch}: both must be at least 1")
         if root is not None and not Path(root).is_dir():
             raise UserError(f"data.root={root}: no such folder; point data.root at a folder of labelled pages")
-        val_pages = None if val_pages is None else [str(name) for name in val_pages]  # plain list for the checkpoint
+        # plain lists, not Hydra ListConfigs, so that the checkpoint loads with weights_only
+        val_pages = None if val_pages is None else [str(name) for name in val_pages]
+        always_train = [str(name) for name in always_train]
         self.save_hyperparameters()
         self.train_pages: list[Page] = []
         self.val_pages: list[Page] = []
@@ -87,8 +107,9 @@ class WaldoDataModule(L.LightningDataModule):
             return
         root = Path(self.hparams.root) if self.hparams.root is not None else ensure_downloaded()
         pages = load_pages(root)
+        hp = self.hparams
         self.train_pages, self.val_pages = split_pages(
-            pages, self.hparams.val_pages, self.hparams.val_fraction, self.hparams.seed
+            pages, hp.val_pages, hp.val_fraction, hp.seed, hp.folds, hp.fold, hp.always_train
         )
         log.info(
             "%d training pages, %d validation pages (%s)",

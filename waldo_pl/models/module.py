@@ -53,6 +53,7 @@ class WaldoSegmenter(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
         self.run_config: dict = {}
+        self.page_results: list[dict] = []
         if isinstance(class_weights, str) and class_weights != "auto":
             raise UserError(f"model.class_weights={class_weights}: use auto or two numbers, e.g. [1, 20]")
         if not isinstance(class_weights, str) and (len(class_weights) != 2 or min(class_weights) <= 0):
@@ -103,12 +104,20 @@ class WaldoSegmenter(L.LightningModule):
         for x1, y1, x2, y2 in boxes:
             target[y1:y2, x1:x2] = 1
         heatmap = waldo_probability(logits)[0]
-        (spot,) = find_spots(heatmap.cpu().numpy(), self.hparams.threshold, count=1)
-        distance = distance_to_boxes(spot.x, spot.y, boxes)
+        spots = find_spots(heatmap.cpu().numpy(), self.hparams.threshold, count=5)
+        distances = [distance_to_boxes(s.x, s.y, boxes) for s in spots]
+        hit, top5_hit = float(distances[0] == 0.0), float(min(distances) == 0.0)
         self.log("val/loss", self.loss(logits, target[None]), batch_size=1, sync_dist=True)
-        self.log("val/hit_rate", float(distance == 0.0), batch_size=1, prog_bar=True, sync_dist=True)
-        self.log("val/distance", distance, batch_size=1, sync_dist=True)
-        self.log_page(batch["name"], image[0], heatmap, spot.box, boxes)
+        self.log("val/hit_rate", hit, batch_size=1, prog_bar=True, sync_dist=True)
+        self.log("val/top5_hit_rate", top5_hit, batch_size=1, sync_dist=True)
+        self.log("val/distance", distances[0], batch_size=1, sync_dist=True)
+        self.page_results.append({"page": batch["name"], "hit": int(hit), "top5_hit": int(top5_hit),
+                                  "distance": round(distances[0], 1), "x": spots[0].x, "y": spots[0].y,
+                                  "confidence": round(spots[0].confidence, 4)})
+        self.log_page(batch["name"], image[0], heatmap, spots[0].box, boxes)
+
+    def on_validation_epoch_start(self) -> None:
+        self.page_results = []  # this validation's pages, for metrics.json
 
     def configure_optimizers(self):
         optimizer = self.optimizer(params=self.parameters())
