@@ -103,3 +103,39 @@ def test_bad_settings_and_pages_without_room_are_errors():
         CropStream([portrait], panel=PANEL, prop=1.5)
     with pytest.raises(UserError, match="data.panel"):
         CropStream([portrait], panel=50)
+
+
+@pytest.mark.parametrize("zoom", [0.5, 2.0])
+def test_zoomed_crops_scale_waldo_with_the_page(zoom):
+    box = (100, 100, 140, 160)  # 40 x 60
+    page = Page("p", draw_page(400, 400, [box]), [box])
+    stream = CropStream([page], panel=PANEL, prop=1.0, zooms=(zoom,))
+    for crop, target in take(stream, 10):
+        assert crop.shape == (3, PANEL, PANEL)
+        area = int(target.sum())
+        if zoom == 0.5:  # a 128 window shrunk to 64: the whole box at a quarter of its area
+            assert abs(area - 40 * 60 * zoom**2) <= 60
+        else:  # a 32 window inside the box: all Waldo
+            assert area == PANEL * PANEL
+
+
+def test_zooms_mix_and_negatives_stay_waldo_free(page_folder):
+    stream = CropStream(load_pages(page_folder), panel=PANEL, prop=0.5, zooms=(0.75, 1.0, 1.5), seed=4)
+    crops = take(stream, 120)
+    assert sum(bool(t.any()) for _, t in crops) == 60
+    assert all(c.shape == (3, PANEL, PANEL) for c, _ in crops)
+
+
+def test_colour_jitter_varies_brightness_but_not_targets():
+    page = Page("grey", np.full((128, 128, 3), 120, np.uint8), [(0, 0, 8, 8)])
+    plain = take(CropStream([page], panel=PANEL, prop=0.0, seed=1), 30)
+    jittered = take(CropStream([page], panel=PANEL, prop=0.0, seed=1, colour_jitter=0.3), 30)
+    plain_means = {round(float(c.mean()), 4) for c, _ in plain}
+    jitter_means = [float(c.mean()) for c, _ in jittered]
+    assert len(plain_means) == 1 and max(jitter_means) - min(jitter_means) > 0.1
+    assert all(0 <= float(c.min()) and float(c.max()) <= 1 for c, _ in jittered)
+    assert all(int(t.sum()) == 0 for _, t in jittered)
+    with pytest.raises(UserError, match="data.colour_jitter"):
+        CropStream([page], panel=PANEL, colour_jitter=1.5)
+    with pytest.raises(UserError, match="data.zooms"):
+        CropStream([page], panel=PANEL, zooms=(0.0,))

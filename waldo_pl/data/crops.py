@@ -7,13 +7,15 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from waldo_pl.data.page import Page, boxes_to_mask
 from waldo_pl.errors import UserError
 
-# Waldo-free panel corners are listed on this grid: exact, and small enough to keep for every page.
-NEGATIVE_STRIDE = 4
+# Waldo-free window corners are listed on this grid: exact, and small enough to keep for every page.
+NEGATIVE_STRIDE = 8
 
 
 def pad_to_panel(page: Page, panel: int) -> Page:
@@ -25,15 +27,15 @@ def pad_to_panel(page: Page, panel: int) -> Page:
     return Page(page.name, image, page.waldo_boxes)
 
 
-def waldo_free_corners(mask: np.ndarray, panel: int, stride: int = NEGATIVE_STRIDE) -> np.ndarray:
-    """(K, 2) top-left (y, x) corners, on a `stride` grid, of panels holding no Waldo pixel."""
+def waldo_free_corners(mask: np.ndarray, window: int, stride: int = NEGATIVE_STRIDE) -> np.ndarray:
+    """(K, 2) top-left (y, x) corners, on a `stride` grid, of windows holding no Waldo pixel."""
     integral = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    ys = np.arange(0, mask.shape[0] - panel + 1, stride)
-    xs = np.arange(0, mask.shape[1] - panel + 1, stride)
+    ys = np.arange(0, mask.shape[0] - window + 1, stride)
+    xs = np.arange(0, mask.shape[1] - window + 1, stride)
     y0, x0 = ys[:, None], xs[None, :]
     inside = (
-        integral[y0 + panel, x0 + panel] - integral[y0, x0 + panel]
-        - integral[y0 + panel, x0] + integral[y0, x0]
+        integral[y0 + window, x0 + window] - integral[y0, x0 + window]
+        - integral[y0 + window, x0] + integral[y0, x0]
     )
     free_y, free_x = np.nonzero(inside == 0)
     return np.stack([ys[free_y], xs[free_x]], axis=1).astype(np.int32)
@@ -43,27 +45,49 @@ class CropStream(IterableDataset):
     """Endless (crop float32 (3, P, P) in [0, 1], target int64 (P, P)) pairs drawn from `pages`.
 
     A share `prop` of the crops contains a whole Waldo box at a random offset (for a box larger
-    than the panel, a random window inside it); the rest contain no Waldo pixel. Each is flipped
-    left-right with probability 1/2. The stream is a function of (seed, rank, worker, epoch) alone.
+    than the window, a random window inside it); the rest contain no Waldo pixel. Each crop is
+    seen at one of `zooms` (a window of P / zoom pixels resized to P), flipped left-right with
+    probability 1/2, and its brightness, contrast and saturation scaled by up to +-`colour_jitter`.
+    The stream is a function of (seed, rank, worker, epoch) alone.
     """
 
-    def __init__(self, pages: Sequence[Page], panel: int = 224, prop: float = 0.34, seed: int = 0):
+    def __init__(
+        self,
+        pages: Sequence[Page],
+        panel: int = 224,
+        prop: float = 0.34,
+        seed: int = 0,
+        zooms: Sequence[float] = (1.0,),
+        colour_jitter: float = 0.0,
+    ):
         if not 0.0 <= prop <= 1.0:
             raise UserError(f"data.prop={prop}: must be between 0 and 1")
         if panel <= 0 or panel % 16:
             raise UserError(f"data.panel={panel}: must be a positive multiple of 16")
-        self.pages = [pad_to_panel(p, panel) for p in pages]
-        self.panel, self.prop, self.seed = panel, prop, seed
+        if not zooms or min(zooms) <= 0:
+            raise UserError(f"data.zooms={list(zooms)}: needs positive zoom factors, e.g. [0.75, 1.0, 1.5]")
+        if not 0.0 <= colour_jitter < 1.0:
+            raise UserError(f"data.colour_jitter={colour_jitter}: must be in [0, 1)")
+        self.windows = sorted({max(16, round(panel / z)) for z in zooms})
+        self.pages = [pad_to_panel(p, max(self.windows)) for p in pages]
+        self.panel, self.prop, self.seed, self.colour_jitter = panel, prop, seed, colour_jitter
         self.rank, self.epoch = 0, 0
         self.waldo_boxes = [(i, box) for i, p in enumerate(self.pages) for box in p.waldo_boxes]
-        self.free_corners = [waldo_free_corners(p.mask, panel) for p in self.pages]
-        counts = np.array([len(c) for c in self.free_corners], dtype=np.float64)
         if prop > 0 and not self.waldo_boxes:
             raise UserError("the training pages hold no Waldo box; add labelled pages or set data.prop=0")
-        if prop < 1 and counts.sum() == 0:
-            raise UserError(f"no training page has a Waldo-free {panel}x{panel} panel; add pages or set data.prop=1")
-        # Waldo-free panels are drawn uniformly over every such panel of every page.
-        self.free_page_weights = counts / max(counts.sum(), 1.0)
+        masks = [p.mask for p in self.pages]
+        # For each window size: every page's Waldo-free corners, and pages weighted by how many they have,
+        # so that Waldo-free windows are drawn uniformly over all of them.
+        self.free_corners = {w: [waldo_free_corners(m, w) for m in masks] for w in self.windows}
+        self.free_page_weights = {}
+        for w, corners in self.free_corners.items():
+            counts = np.array([len(c) for c in corners], dtype=np.float64)
+            if counts.sum():
+                self.free_page_weights[w] = counts / counts.sum()
+        # Waldo-free crops use the zooms at which some page has room for them.
+        self.free_windows = sorted(self.free_page_weights)
+        if prop < 1 and not self.free_windows:
+            raise UserError(f"no training page has a Waldo-free {min(self.windows)}x{min(self.windows)} window; add pages, or set data.prop=1")
 
     def rng(self) -> np.random.Generator:
         worker = get_worker_info()
@@ -78,29 +102,40 @@ class CropStream(IterableDataset):
             yield self.draw(rng, with_waldo)
 
     def draw(self, rng: np.random.Generator, with_waldo: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.panel
+        windows = self.windows if with_waldo else self.free_windows
+        win = windows[rng.integers(len(windows))]
         if with_waldo:
             page_index, box = self.waldo_boxes[rng.integers(len(self.waldo_boxes))]
             page = self.pages[page_index]
-            y0 = self._offset(rng, box[1], box[3], page.height)
-            x0 = self._offset(rng, box[0], box[2], page.width)
+            y0 = self._offset(rng, box[1], box[3], page.height, win)
+            x0 = self._offset(rng, box[0], box[2], page.width, win)
         else:
-            page_index = rng.choice(len(self.pages), p=self.free_page_weights)
+            page_index = rng.choice(len(self.pages), p=self.free_page_weights[win])
             page = self.pages[page_index]
-            corners = self.free_corners[page_index]
+            corners = self.free_corners[win][page_index]
             y0, x0 = corners[rng.integers(len(corners))]
-        image = page.image[y0 : y0 + p, x0 : x0 + p]
-        boxes = np.clip(page.waldo_boxes - [x0, y0, x0, y0], 0, p) if with_waldo else ()
-        target = boxes_to_mask(boxes, p, p)
-        if rng.random() < 0.5:
-            image, target = image[:, ::-1], target[:, ::-1]
+        image = page.image[y0 : y0 + win, x0 : x0 + win]
         crop = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
-        return crop, torch.from_numpy(np.ascontiguousarray(target)).long()
+        boxes = np.clip(page.waldo_boxes - [x0, y0, x0, y0], 0, win) if with_waldo else np.zeros((0, 4))
+        if win != self.panel:
+            crop = F.interpolate(crop[None], size=(self.panel, self.panel), mode="bilinear", antialias=True, align_corners=False)[0]
+            boxes = np.round(boxes * (self.panel / win)).astype(np.int64)
+        target = torch.from_numpy(boxes_to_mask(boxes, self.panel, self.panel)).long()
+        if rng.random() < 0.5:
+            crop, target = crop.flip(-1), target.flip(-1)
+        if self.colour_jitter:
+            crop = self._jitter(rng, crop)
+        return crop, target
 
-    def _offset(self, rng: np.random.Generator, lo: int, hi: int, size: int) -> int:
-        """Start of a panel along one axis that holds [lo, hi), or lies inside it when it is longer."""
-        p = self.panel
-        first, last = (max(0, hi - p), min(lo, size - p)) if hi - lo <= p else (lo, hi - p)
+    def _jitter(self, rng: np.random.Generator, crop: torch.Tensor) -> torch.Tensor:
+        brightness, contrast, saturation = 1.0 + rng.uniform(-self.colour_jitter, self.colour_jitter, size=3)
+        crop = TF.adjust_brightness(crop, brightness)
+        crop = TF.adjust_contrast(crop, contrast)
+        return TF.adjust_saturation(crop, saturation).clamp_(0.0, 1.0)
+
+    def _offset(self, rng: np.random.Generator, lo: int, hi: int, size: int, win: int) -> int:
+        """Start of a window along one axis that holds [lo, hi), or lies inside it when it is longer."""
+        first, last = (max(0, hi - win), min(lo, size - win)) if hi - lo <= win else (lo, hi - win)
         return int(rng.integers(first, last + 1))
 
 

@@ -81,6 +81,8 @@ class WaldoDataModule(L.LightningDataModule):
         folds: int | None = None,
         fold: int = 0,
         always_train: list[str] = (),
+        zooms: list[float] = (1.0,),
+        colour_jitter: float = 0.0,
         num_workers: int = 0,
         seed: int = 0,
     ):
@@ -92,6 +94,7 @@ class WaldoDataModule(L.LightningDataModule):
         # plain lists, not Hydra ListConfigs, so that the checkpoint loads with weights_only
         val_pages = None if val_pages is None else [str(name) for name in val_pages]
         always_train = [str(name) for name in always_train]
+        zooms = [float(z) for z in zooms]
         self.save_hyperparameters()
         self.train_pages: list[Page] = []
         self.val_pages: list[Page] = []
@@ -115,13 +118,17 @@ class WaldoDataModule(L.LightningDataModule):
             "%d training pages, %d validation pages (%s)",
             len(self.train_pages), len(self.val_pages), ", ".join(p.name for p in self.val_pages),
         )
-        self.crop_stream = CropStream(self.train_pages, self.hparams.panel, self.hparams.prop, self.hparams.seed)
+        self.crop_stream = self._stream(hp.seed)
         if self.trainer is not None:
             self.crop_stream.rank = self.trainer.global_rank
 
+    def _stream(self, seed: int) -> CropStream:
+        hp = self.hparams
+        return CropStream(self.train_pages, hp.panel, hp.prop, seed, hp.zooms, hp.colour_jitter)
+
     def waldo_pixel_fraction(self, batches: int = 50) -> float:
         """Share of Waldo pixels in the crop stream, measured on a sample of its crops."""
-        stream = CropStream(self.train_pages, self.hparams.panel, self.hparams.prop, self.hparams.seed + 1)
+        stream = self._stream(self.hparams.seed + 1)
         crops = iter(stream)
         targets = [next(crops)[1] for _ in range(batches * self.hparams.batch_size)]
         return float(torch.stack(targets).float().mean())
