@@ -65,7 +65,7 @@ def main():
         heatmap(net, page[:256, :256], bf16=bf16)  # warm up
         full = timed(lambda: finder.answer(page_file, page_file.parent, "page"), args.repeat)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            x = torch.from_numpy(page).permute(2, 0, 1)[None].float().div(255).contiguous(memory_format=torch.channels_last)
+            x = torch.from_numpy(page.copy()).permute(2, 0, 1)[None].float().div(255).contiguous(memory_format=torch.channels_last)
             bare = timed(lambda: net(x), args.repeat)
         tutorial = timed(lambda: tutorial_way(net, page, bf16), args.repeat)
         print(f"[{label}] predict.py path (read, heatmap, answer, pictures, JSON): {full:6.2f} s")

@@ -36,12 +36,14 @@ class StepTimer(L.Callback):
         self.end = time.perf_counter()
 
 
-def bare_loop(net, batches, weights, channels_last):
+def bare_loop(net, batches, weights, channels_last, bf16):
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     for crops, target in batches:
         if channels_last:
             crops = crops.contiguous(memory_format=torch.channels_last)
-        loss = F.cross_entropy(net(crops), target, weight=weights)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(crops)
+        loss = F.cross_entropy(logits.float(), target, weight=weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -56,6 +58,7 @@ def main():
     parser.add_argument("--panel", type=int, default=224)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--precision", default="32", choices=["32", "bf16-mixed"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     L.seed_everything(0, verbose=False)
@@ -70,22 +73,23 @@ def main():
     weights = torch.tensor([1.0, 20.0])
 
     bare_net = copy.deepcopy(net)
-    bare_loop(bare_net, batches[: args.warmup], weights, args.channels_last)
+    bf16 = args.precision == "bf16-mixed"
+    bare_loop(bare_net, batches[: args.warmup], weights, args.channels_last, bf16)
     start = time.perf_counter()
-    bare_loop(bare_net, batches[args.warmup :], weights, args.channels_last)
+    bare_loop(bare_net, batches[args.warmup :], weights, args.channels_last, bf16)
     bare = args.steps * args.batch_size / (time.perf_counter() - start)
 
     module = WaldoSegmenter(net, optimizer=torch.optim.Adam, scheduler=None, class_weights=[1.0, 20.0],
                             preview_every_n_epochs=0, channels_last=args.channels_last)
     timer = StepTimer(args.warmup)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False, precision=args.precision,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
     fresh = WaldoDataModule(root=str(args.root), panel=args.panel, batch_size=args.batch_size,
                             steps_per_epoch=args.steps + args.warmup, val_fraction=0)
     trainer.fit(module, datamodule=fresh)
     lightning = args.steps * args.batch_size / (timer.end - timer.start)
 
-    print(f"threads: {args.threads}  channels_last: {args.channels_last}  batch: {args.batch_size}x{args.panel}x{args.panel}")
+    print(f"threads: {args.threads}  channels_last: {args.channels_last}  precision: {args.precision}  batch: {args.batch_size}x{args.panel}x{args.panel}")
     print(f"bare PyTorch loop:        {bare:6.2f} crops/s")
     print(f"train.py step (Lightning): {lightning:6.2f} crops/s")
     print(f"Lightning + stream overhead: {100 * (bare / lightning - 1):+.1f}%")
