@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.utils import draw_bounding_boxes, make_grid
 
+from waldo_pl.data.page import boxes_to_mask
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import distance_to_boxes, find_spots
 from waldo_pl.inference.heatmap import page_logits, waldo_probability
@@ -100,9 +101,7 @@ class WaldoSegmenter(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         image, boxes = batch["image"], batch["waldo_boxes"].cpu().numpy()
         logits = page_logits(self, image)
-        target = torch.zeros(image.shape[-2:], dtype=torch.long, device=image.device)
-        for x1, y1, x2, y2 in boxes:
-            target[y1:y2, x1:x2] = 1
+        target = torch.from_numpy(boxes_to_mask(boxes, *image.shape[-2:])).long().to(image.device)
         heatmap = waldo_probability(logits)[0]
         spots = find_spots(heatmap.cpu().numpy(), self.hparams.threshold, count=5)
         distances = [distance_to_boxes(s.x, s.y, boxes) for s in spots]
