@@ -86,6 +86,9 @@ class CropStream(IterableDataset):
                 self.free_page_weights[w] = counts / counts.sum()
         # Waldo-free crops use the zooms at which some page has room for them.
         self.free_windows = sorted(self.free_page_weights)
+        # Hard-negative mining replaces uniform draws by these cumulative weights ({window: per page}).
+        self.corner_cdfs: dict[int, list[np.ndarray | None]] = {w: [None] * len(self.pages) for w in self.windows}
+        self.hardness: dict[int, list[np.ndarray]] = {}
         if prop < 1 and not self.free_windows:
             raise UserError(f"no training page has a Waldo-free {min(self.windows)}x{min(self.windows)} window; add pages, or set data.prop=1")
 
@@ -112,8 +115,9 @@ class CropStream(IterableDataset):
         else:
             page_index = rng.choice(len(self.pages), p=self.free_page_weights[win])
             page = self.pages[page_index]
-            corners = self.free_corners[win][page_index]
-            y0, x0 = corners[rng.integers(len(corners))]
+            corners, cdf = self.free_corners[win][page_index], self.corner_cdfs[win][page_index]
+            pick = rng.integers(len(corners)) if cdf is None else np.searchsorted(cdf, rng.random() * cdf[-1], side="right")
+            y0, x0 = corners[min(pick, len(corners) - 1)]
         image = page.image[y0 : y0 + win, x0 : x0 + win]
         crop = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
         boxes = np.clip(page.waldo_boxes - [x0, y0, x0, y0], 0, win) if with_waldo else np.zeros((0, 4))
@@ -126,6 +130,18 @@ class CropStream(IterableDataset):
         if self.colour_jitter:
             crop = self._jitter(rng, crop)
         return crop, target
+
+    def set_hardness(self, hardness: dict[int, list[np.ndarray]], boost: float) -> None:
+        """Draw Waldo-free windows in proportion to 1 + boost * hardness, where hardness[window][page] is the
+        grid (one value a corner, on the NEGATIVE_STRIDE grid) of the highest Waldo probability in each window."""
+        self.hardness, self.hardness_boost = hardness, boost
+        for w in self.free_windows:
+            totals = []
+            for i, (corners, grid) in enumerate(zip(self.free_corners[w], hardness[w])):
+                weights = 1.0 + boost * grid[corners[:, 0] // NEGATIVE_STRIDE, corners[:, 1] // NEGATIVE_STRIDE].astype(np.float64)
+                self.corner_cdfs[w][i] = np.cumsum(weights) if len(corners) else None
+                totals.append(weights.sum())
+            self.free_page_weights[w] = np.array(totals) / sum(totals)
 
     def _jitter(self, rng: np.random.Generator, crop: torch.Tensor) -> torch.Tensor:
         brightness, contrast, saturation = 1.0 + rng.uniform(-self.colour_jitter, self.colour_jitter, size=3)

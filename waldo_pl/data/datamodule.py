@@ -150,7 +150,14 @@ class WaldoDataModule(L.LightningDataModule):
         return DataLoader(self.val_pages, batch_size=1, collate_fn=collate_pages)
 
     def state_dict(self) -> dict:
-        return {"epochs_started": self._train_loader.epochs_started if self._train_loader else 0}
+        state = {"epochs_started": self._train_loader.epochs_started if self._train_loader else 0}
+        if self.crop_stream is not None and self.crop_stream.hardness:
+            state["hardness"] = {w: [torch.from_numpy(g) for g in grids] for w, grids in self.crop_stream.hardness.items()}
+            state["hardness_boost"] = self.crop_stream.hardness_boost
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.train_dataloader().epochs_started = state["epochs_started"]
+        if "hardness" in state:
+            hardness = {int(w): [g.numpy() for g in grids] for w, grids in state["hardness"].items()}
+            self.crop_stream.set_hardness(hardness, state["hardness_boost"])
