@@ -1,4 +1,4 @@
-"""Find Waldo: python predict.py img=page.jpg ckpt=path/to/model.ckpt [output_dir=predictions] [labels=annotations.csv]"""
+"""Find Waldo: python predict.py img=page.jpg [ckpt=model.ckpt] [output_dir=predictions] [labels=annotations.csv]"""
 
 import sys
 

@@ -169,7 +169,6 @@ def different_architecture(tmp_path):
         (lambda t, c: [f"img={t / 'p.png'}", "ckpt=/no/such.ckpt"], "ckpt=/no/such.ckpt: no such checkpoint"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={t / 'p.png'}"], "not a checkpoint written by train.py"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={different_architecture(t)}"], "holds another architecture"),
-        (lambda t, c: [f"img={t / 'p.png'}"], "ckpt= is required"),
         (lambda t, c: [f"img={t / 'bad.jpg'}", f"ckpt={c}"], "no page could be read"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "accelerator=gpu"], "no CUDA GPU"),
         (lambda t, c: [f"ckpt={c}"], "img= is required"),

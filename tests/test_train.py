@@ -113,18 +113,25 @@ def test_resuming_from_a_checkpoint_continues_exactly(page_folder, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "group", sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+    "group", sorted(str(p.relative_to(CONF_DIR)) for p in CONF_DIR.rglob("*") if p.is_dir())
 )
 def test_every_option_of_every_group_composes(group, tmp_path):
     for option in sorted((CONF_DIR / group).glob("*.yaml")):
         cfg = config(tmp_path, f"{group}={option.stem}")
         assert cfg.data.panel % 16 == 0 and cfg.trainer._target_.endswith("Trainer")
+        assert cfg.model.scheduler._target_.startswith("torch.optim.lr_scheduler.")
 
 
 def test_experiment_seed_is_the_tutorials_run(tmp_path):
     cfg = config(tmp_path, "experiment=seed")
     assert (cfg.data.batch_size, cfg.data.steps_per_epoch, cfg.data.prop, cfg.trainer.max_epochs) == (6, 6, 0.34, 500)
     assert cfg.model.optimizer.lr == 1e-3 and cfg.model.scheduler.patience == 100
+
+
+def test_experiment_fast_is_this_projects_recipe(tmp_path):
+    cfg = config(tmp_path, "experiment=fast")
+    assert (cfg.data.panel, cfg.data.batch_size, cfg.data.prop, list(cfg.model.class_weights)) == (128, 16, 0.5, [1, 3])
+    assert cfg.model.scheduler.T_max == cfg.trainer.max_epochs == 160 and cfg.trainer.precision == "bf16-mixed"
 
 
 def test_ddp_on_two_cpu_processes_gives_each_rank_its_own_crops(page_folder, tmp_path):

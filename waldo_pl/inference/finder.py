@@ -27,6 +27,7 @@ from torch import nn
 from waldo_pl.data.formats import read_labels
 from waldo_pl.data.page import read_image
 from waldo_pl.errors import UserError
+from waldo_pl.export import bundled_model
 from waldo_pl.inference.answer import Spot, distance_to_boxes, find_spots
 from waldo_pl.inference.heatmap import MULTIPLE, heatmap_at_scales
 from waldo_pl.inference.pictures import colour_heatmap, result_picture
@@ -84,7 +85,8 @@ def load_network(ckpt: str | Path, device: torch.device) -> nn.Module:
         raise UserError(f"ckpt={ckpt}: not a checkpoint written by train.py ({type(err).__name__}); give a .ckpt from a training run") from None
     net_config = checkpoint.get("config", {}).get("model", {}).get("net")
     net = instantiate(net_config) if net_config else SeedNet()
-    weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    # float32 whatever the file holds (the bundled model is stored in half precision)
+    weights = {k.removeprefix("net."): v.float() if v.is_floating_point() else v for k, v in state.items() if k.startswith("net.")}
     try:
         net.load_state_dict(weights)
     except RuntimeError:
@@ -205,7 +207,9 @@ def predict(img: str, ckpt: str | None, output_dir: str, labels: str | None = No
             precision: str = "auto", **settings) -> list[PageAnswer]:
     """Find Waldo on every page of `img`; print a line each, write the files, and score against `labels`."""
     if ckpt is None:
-        raise UserError("ckpt= is required: give a checkpoint written by train.py (outputs/train/<run>/checkpoints/*.ckpt)")
+        ckpt = bundled_model()
+        if not ckpt.is_file():
+            raise UserError("this install has no bundled model; give ckpt= a checkpoint written by train.py")
     images = list_images(img)
     truth = read_labels(labels) if labels else None
     device = choose_device(accelerator)

@@ -1,0 +1,59 @@
+"""The bundled model: predict.py works with no ckpt= right after install."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import draw_page, shared_pages_or_skip
+from waldo_pl.data.formats import read_labels
+from waldo_pl.export import bundled_model, export
+from waldo_pl.inference.answer import distance_to_boxes
+from waldo_pl.inference.finder import Finder, load_network
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_bundled_model_is_small_and_says_how_it_was_made():
+    path = bundled_model()
+    assert path.is_file() and path.stat().st_size < 4_000_000
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["training"]["data"]["panel"] == 128 and record["steps"] > 1000
+    assert "cross_validation" in record and "command" in record
+    net = load_network(path, torch.device("cpu"))
+    assert sum(p.numel() for p in net.parameters()) == 1_395_650
+
+
+def test_the_bundled_model_finds_waldo_on_a_real_page():
+    root = shared_pages_or_skip()
+    boxes = read_labels(root / "annotations.csv")
+    finder = Finder(load_network(bundled_model(), torch.device("cpu")), bf16=False)
+    answer = finder.answer(root / "images" / "25.jpg", Path(os.environ.get("TMPDIR", "/tmp")), "bundled_25")
+    best = answer.spots[0]
+    assert distance_to_boxes(best.x, best.y, boxes["25.jpg"]) == 0 and best.confidence > 0.8
+
+
+def test_predict_py_without_ckpt_uses_the_bundled_model(tmp_path):
+    Image.fromarray(draw_page(120, 150, [(50, 40, 66, 60)])).save(tmp_path / "page.png")
+    result = subprocess.run([sys.executable, "predict.py", f"img={tmp_path / 'page.png'}", f"output_dir={tmp_path}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((tmp_path / "page.json").read_text())
+    assert (data["width"], data["height"]) == (150, 120) and 0 <= data["confidence"] <= 1
+    assert 0 <= data["x"] < 150 and 0 <= data["y"] < 120
+
+
+def test_export_makes_a_half_precision_file_that_predicts_like_the_checkpoint(trained_checkpoint, tmp_path):
+    out = export(trained_checkpoint, tmp_path / "small.pt", {"note": "test"})
+    assert json.loads((tmp_path / "small.json").read_text())["note"] == "test"
+    full = load_network(trained_checkpoint, torch.device("cpu"))
+    small = load_network(out, torch.device("cpu"))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(full(x).softmax(1), small(x).softmax(1), atol=2e-2)
+    assert out.stat().st_size < trained_checkpoint.stat().st_size / 3

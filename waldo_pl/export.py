@@ -1,0 +1,61 @@
+"""Make a small model file from a train.py checkpoint: the network's weights in half precision, its config
+and a record of how it was made (also written beside it as .json).
+
+    waldo-export outputs/fast/<run>/checkpoints/last.ckpt waldo_pl/weights/fast.pt [--record notes.json]
+
+predict.py reads such a file through ckpt= like a checkpoint; the package bundles one as its default model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from waldo_pl.errors import UserError, exits_cleanly
+
+BUNDLED = "fast.pt"
+
+
+def bundled_model() -> Path:
+    return Path(str(resources.files("waldo_pl.weights") / BUNDLED))
+
+
+def export(ckpt: Path, out: Path, record: dict | None = None) -> Path:
+    try:
+        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state, config = checkpoint["state_dict"], checkpoint["config"]
+    except Exception as err:
+        raise UserError(f"{ckpt}: not a checkpoint written by train.py ({type(err).__name__})") from None
+    small = {
+        "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in state.items() if k.startswith("net.")},
+        "config": {"model": {"net": config["model"]["net"]}},
+        "record": {"training": config, "epochs": checkpoint.get("epoch"), "steps": checkpoint.get("global_step"), **(record or {})},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(small, tmp)
+    os.replace(tmp, out)
+    readable = out.with_suffix(".json")  # the same record, for people
+    readable.with_name(readable.name + ".tmp").write_text(json.dumps(small["record"], indent=2) + "\n")
+    os.replace(readable.with_name(readable.name + ".tmp"), readable)
+    return out
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--record", type=Path, help="a JSON file of facts to keep with the weights (data, figures)")
+    args = parser.parse_args(argv)
+    record = json.loads(args.record.read_text()) if args.record else None
+    print(export(args.ckpt, args.out, record))
+
+
+if __name__ == "__main__":
+    main()
