@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
 import torch
 
 from waldo_pl.errors import UserError, exits_cleanly
+from waldo_pl.files import write_atomically, write_text_atomically
 
 BUNDLED = "fast.pt"
 
@@ -37,12 +37,9 @@ def export(ckpt: Path, out: Path, record: dict | None = None) -> Path:
         "record": {"training": config, "epochs": checkpoint.get("epoch"), "steps": checkpoint.get("global_step"), **(record or {})},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(small, tmp)
-    os.replace(tmp, out)
-    readable = out.with_suffix(".json")  # the same record, for people
-    readable.with_name(readable.name + ".tmp").write_text(json.dumps(small["record"], indent=2) + "\n")
-    os.replace(readable.with_name(readable.name + ".tmp"), readable)
+    write_atomically(out, lambda f: torch.save(small, f))
+    # the same record, for people
+    write_text_atomically(out.with_suffix(".json"), json.dumps(small["record"], indent=2) + "\n")
     return out
 
 

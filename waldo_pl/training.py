@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from waldo_pl.cli import one_line, user_error_from
 from waldo_pl.errors import UserError
+from waldo_pl.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,4 @@ def write_metrics(path: Path, metrics: dict, pages: list[dict], trainer) -> None
     """The final validation figures and each held-out page's outcome, for cross-validation tables."""
     record = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "metrics": metrics, "pages": pages}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(record, indent=2) + "\n")

@@ -14,6 +14,7 @@ from PIL import Image
 from waldo_pl.data.formats import NPY_LABELS, NPY_PAGES, NPY_SUB_LABELS, NPY_SUB_PAGES, load_pages
 from waldo_pl.data.page import Page, boxes_to_mask
 from waldo_pl.errors import UserError, exits_cleanly
+from waldo_pl.files import write_atomically
 
 
 def resize_page(page: Page, width: int, height: int) -> Page:
@@ -37,10 +38,7 @@ def sub_images(page: Page, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _save_atomically(path: Path, array: np.ndarray, allow_pickle: bool = False) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=allow_pickle)
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: np.save(f, array, allow_pickle=allow_pickle))
 
 
 def write_npy(pages: Sequence[Page], out_dir: str | Path, width: int = 2800, height: int = 1760, sub_size: int = 224) -> Path:

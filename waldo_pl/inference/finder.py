@@ -11,11 +11,9 @@ import glob
 import io
 import json
 import logging
-import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ from waldo_pl.data.formats import read_labels
 from waldo_pl.data.page import read_image
 from waldo_pl.errors import UserError
 from waldo_pl.export import bundled_model
+from waldo_pl.files import write_atomically, write_text_atomically
 from waldo_pl.inference.answer import Spot, distance_to_boxes, find_spots
 from waldo_pl.inference.heatmap import MULTIPLE, heatmap_at_scales
 from waldo_pl.inference.pictures import colour_heatmap, result_picture
@@ -108,22 +107,8 @@ def list_images(spec: str) -> list[Path]:
     return found
 
 
-def write_atomically(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_png(path: Path, pixels: np.ndarray) -> None:
     write_atomically(path, lambda f: Image.fromarray(pixels).save(f, format="PNG", compress_level=1))
-
-
-def save_text(path: Path, text: str) -> None:
-    write_atomically(path, lambda f: f.write(text.encode()))
 
 
 @dataclasses.dataclass
@@ -155,7 +140,7 @@ class Finder:
         answer.seconds = time.perf_counter() - start
         save_png(out_dir / f"{stem}_heatmap.png", colour_heatmap(heat))
         save_png(out_dir / f"{stem}_result.png", result_picture(page, spots[0]))
-        save_text(out_dir / f"{stem}.json", json.dumps(answer.as_dict(), indent=2) + "\n")
+        write_text_atomically(out_dir / f"{stem}.json", json.dumps(answer.as_dict(), indent=2) + "\n")
         return answer
 
 
@@ -191,7 +176,7 @@ def write_report(out_dir: Path, rows: list[dict], totals: dict) -> None:
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    save_text(out_dir / "report.csv", text.getvalue())
+    write_text_atomically(out_dir / "report.csv", text.getvalue())
     lines = [
         "# Waldo found?", "",
         f"{totals['pages']} labelled pages: hit rate {totals['hit_rate']:.1%}, top-5 hit rate "
@@ -200,7 +185,7 @@ def write_report(out_dir: Path, rows: list[dict], totals: dict) -> None:
         *(f"| {r['image']} | {'yes' if r['hit'] else 'no'} | {'yes' if r['top5_hit'] else 'no'} | {r['distance']} | "
           f"{r['confidence']:.2%} | {r['seconds']} |" for r in rows),
     ]
-    save_text(out_dir / "report.md", "\n".join(lines) + "\n")
+    write_text_atomically(out_dir / "report.md", "\n".join(lines) + "\n")
 
 
 def predict(img: str, ckpt: str | None, output_dir: str, labels: str | None = None, accelerator: str = "auto",
