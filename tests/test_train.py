@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from conftest import draw_page, write_csv
-from waldo_pl.cli import CONF_DIR
+from waldo_pl.cli import CONF_DIR, check_overrides
 from waldo_pl.crossval import fold_table
 from waldo_pl.training import train
 
@@ -167,3 +167,11 @@ def test_bad_settings_are_one_line_and_exit_2(page_folder, tmp_path, args, messa
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(errors) == 1 and message in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_sweep_is_checked_value_by_value_before_any_job_starts(tmp_path, capsys):
+    check_overrides("train", ["-m", "data=waldo_folds", "data.fold=0,1,2,3,4", "experiment=seed,fast"])
+    with pytest.raises(SystemExit) as exit_info:
+        check_overrides("train", ["--multirun", "data.fold=0,1", "model=seed,nope"])
+    assert exit_info.value.code == 2
+    assert "Could not find 'model/nope'" in capsys.readouterr().err

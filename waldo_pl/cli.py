@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
@@ -22,14 +24,38 @@ def one_line(err: BaseException) -> str:
 
 
 def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Compose the config once before Hydra runs, so that an unknown key or option is one line and exit 2."""
+    """Compose the config once before Hydra runs, so that an unknown key or option is one line and exit 2.
+
+    With -m/--multirun, each value of each sweep (data.fold=0,1,2) is composed in turn, the other
+    sweeps held at their first value, so a bad value fails before the first job starts.
+    """
     overrides = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra.")]
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            compose(config_name=config_name, overrides=overrides)
+        for combination in _sweep_combinations(overrides, multirun=bool({"-m", "--multirun"} & set(argv))):
+            with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+                compose(config_name=config_name, overrides=combination)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         print(f"error: {one_line(err)} (see python {config_name}.py --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def _sweep_combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override lists to compose: `overrides` itself, or one list per value of each sweep."""
+    if not multirun:
+        return [overrides]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    first = [_with_value(o, next(iter(o.sweep_string_iterator()))) if o.is_sweep_override() else text
+             for o, text in zip(parsed, overrides)]
+    combinations = [first]
+    for i, override in enumerate(parsed):
+        if override.is_sweep_override():
+            combinations += [first[:i] + [_with_value(override, v)] + first[i + 1:]
+                             for v in list(override.sweep_string_iterator())[1:]]
+    return combinations
+
+
+def _with_value(override: Override, value: str) -> str:
+    return f"{override.get_key_element()}={value}"
 
 
 def user_error_from(err: InstantiationException) -> UserError:
