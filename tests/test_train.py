@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import draw_page, write_csv
 from waldo_pl.cli import CONF_DIR, check_overrides
 from waldo_pl.crossval import fold_table
+from waldo_pl.errors import UserError
 from waldo_pl.training import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
         tmp_path, f"data.root={learnable_pages}", "data.val_pages=[p6.png,p7.png]", "data.panel=64",
         "data.batch_size=8", "data.steps_per_epoch=25", "data.prop=0.5", "trainer.max_epochs=6",
         "trainer.accelerator=cpu", "trainer.check_val_every_n_epoch=6", "model.class_weights=[1,4]",
-        "model.preview_every_n_epochs=0", "callbacks=none", "logger=none", "seed=2",
+        "model.preview_every_n_epochs=0", "logger=none", "seed=2",
     )
     from hydra.utils import instantiate
     import lightning as L
@@ -94,7 +95,12 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [p["page"] for p in record["pages"]] == ["p6.png", "p7.png"] and all(p["hit"] for p in record["pages"])
     table = fold_table(tmp_path)
-    assert "2/2" in table.splitlines()[-1]
+    assert "2/2" in table.splitlines()[-1] and 0 < record["fit_seconds"] < 300
+    assert f"{record['fit_seconds'] / 60:.1f} min" in table.splitlines()[2]
+    # the last checkpoint searches the held-out pages again, as predict.py would, and finds the same
+    assert fold_table(tmp_path, scales=[1.0], data_root=learnable_pages).splitlines()[2:] == table.splitlines()[2:]
+    with pytest.raises(UserError, match="no such folder"):
+        fold_table(tmp_path, scales=[1.0, 2.0], data_root=tmp_path / "nowhere")
 
 
 def test_resuming_from_a_checkpoint_continues_exactly(page_folder, tmp_path):

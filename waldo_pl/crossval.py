@@ -1,6 +1,9 @@
 """The fold table of a cross-validation: each run's metrics.json under a folder, per fold and pooled.
 
     waldo-crossval outputs/<task>/multirun_<date>   (after python train.py -m data=waldo_folds data.fold=0,1,2,3,4)
+
+With --scales, each run's last checkpoint searches its held-out pages again, the way predict.py does
+with scales=[...], so test-time settings are measured through the same folds without training again.
 """
 
 from __future__ import annotations
@@ -9,36 +12,75 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+from omegaconf import OmegaConf
+
+from waldo_pl.data.formats import load_pages
 from waldo_pl.errors import UserError, exits_cleanly
+from waldo_pl.inference.answer import distance_to_boxes
+from waldo_pl.inference.finder import Finder, load_network, use_bf16
 
 
-def fold_table(folder: Path) -> str:
+def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
-    lines = ["| run | pages held out | hit rate | top-5 hit rate | median distance (px) | steps |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| run | pages held out | hit rate | top-5 hit rate | median distance (px) | steps | fit time |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     pooled = []
     for path in runs:
         record = json.loads(path.read_text())
-        pages = record["pages"]
+        pages = record["pages"] if scales is None else rescored_pages(path.parent, record, scales, data_root)
         pooled += pages
         hits = sum(p["hit"] for p in pages)
         top5 = sum(p["top5_hit"] for p in pages)
         distances = sorted(p["distance"] for p in pages)
         names = ", ".join(f"{p['page']}{'' if p['hit'] else ' (miss)'}" for p in pages)
         lines.append(f"| {path.parent.relative_to(folder)} | {names} | {hits}/{len(pages)} | {top5}/{len(pages)} | "
-                     f"{distances[len(distances) // 2]:.0f} | {record['steps']} |")
+                     f"{distances[len(distances) // 2]:.0f} | {record['steps']} | {minutes(record.get('fit_seconds'))} |")
     hits, top5 = sum(p["hit"] for p in pooled), sum(p["top5_hit"] for p in pooled)
     lines.append(f"| **all** | {len(pooled)} pages | **{hits}/{len(pooled)} = {hits / len(pooled):.0%}** | "
-                 f"{top5}/{len(pooled)} = {top5 / len(pooled):.0%} | | |")
+                 f"{top5}/{len(pooled)} = {top5 / len(pooled):.0%} | | | |")
     return "\n".join(lines)
+
+
+def rescored_pages(run: Path, record: dict, scales: list[float], data_root: Path | None) -> list[dict]:
+    """The run's held-out pages searched again by its last checkpoint at `scales`."""
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise UserError(f"{ckpt}: missing; --scales needs each run's last checkpoint")
+    if data_root is None:
+        data_root = Path(OmegaConf.load(run / ".hydra" / "config.yaml").data.root)
+    if not data_root.is_dir():
+        raise UserError(f"{data_root}: no such folder (the run's data.root); give the pages with --data")
+    held_out = {p["page"] for p in record["pages"]}
+    device = torch.device("cpu")
+    finder = Finder(load_network(ckpt, device), scales=tuple(scales), bf16=use_bf16("auto", device))
+    results = []
+    for page in (p for p in load_pages(data_root) if p.name in held_out):
+        _, spots = finder.find(page.image)
+        distances = [distance_to_boxes(s.x, s.y, page.waldo_boxes) for s in spots[:5]]
+        results.append({"page": page.name, "hit": int(distances[0] == 0), "top5_hit": int(min(distances) == 0),
+                        "distance": round(distances[0], 1), "x": spots[0].x, "y": spots[0].y,
+                        "confidence": round(spots[0].confidence, 4)})
+    order = [p["page"] for p in record["pages"]]
+    return sorted(results, key=lambda p: order.index(p["page"]))
+
+
+def minutes(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds / 60:.1f} min"
 
 
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
-    print(fold_table(parser.parse_args(argv).folder))
+    parser.add_argument("--scales", type=float, nargs="+", help="search the held-out pages again at these scales")
+    parser.add_argument("--data", type=Path, help="the labelled pages, if not at the runs' data.root")
+    args = parser.parse_args(argv)
+    if args.scales and min(args.scales) <= 0:
+        raise UserError(f"--scales {args.scales}: every scale must be positive")
+    print(fold_table(args.folder, args.scales, args.data))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
 from pathlib import Path
 
@@ -55,19 +56,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
+    started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    fit_seconds = time.perf_counter() - started
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     if datamodule.val_pages and not trainer.fast_dev_run:
         # The final weights on the held-out pages, whatever the validation interval was.
         metrics.update(trainer.validate(model, datamodule=datamodule, verbose=False)[0])
         if trainer.is_global_zero:
-            write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics, model.page_results, trainer)
+            write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics, model.page_results, trainer, fit_seconds)
     log.info("outputs in %s", cfg.paths.output_dir)
     return metrics
 
 
-def write_metrics(path: Path, metrics: dict, pages: list[dict], trainer) -> None:
-    """The final validation figures and each held-out page's outcome, for cross-validation tables."""
-    record = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "metrics": metrics, "pages": pages}
+def write_metrics(path: Path, metrics: dict, pages: list[dict], trainer, fit_seconds: float) -> None:
+    """The final validation figures and each held-out page's outcome, for cross-validation tables.
+    `fit_seconds` is this process's trainer.fit, validation included (a resumed run counts its own part)."""
+    record = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "fit_seconds": round(fit_seconds, 1),
+              "metrics": metrics, "pages": pages}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, json.dumps(record, indent=2) + "\n")
