@@ -47,3 +47,23 @@ def test_the_loss_weighs_waldo_pixels_by_the_configured_weights():
 def test_bad_class_weights_are_one_line_errors(weights):
     with pytest.raises(UserError, match="model.class_weights"):
         WaldoSegmenter(SeedNet(), optimizer=torch.optim.Adam, class_weights=weights)
+
+
+def test_waldo_pixels_per_crop_makes_a_small_waldo_count_as_much_as_a_big_one():
+    # a batch of two crops, each missing its Waldo: a 2x2 one and a 6x6 one
+    target = torch.zeros(2, 8, 8, dtype=torch.long)
+    target[0, :2, :2] = 1
+    target[1, :6, :6] = 1
+
+    def pull_of_each_waldo(**settings):  # the gradient the loss puts on each crop's Waldo pixels
+        logits = torch.zeros(2, 2, 8, 8)
+        logits[:, 0] = 3.0  # confident background everywhere
+        logits.requires_grad_(True)
+        WaldoSegmenter(SeedNet(), optimizer=torch.optim.Adam, class_weights=[1.0, 3.0], **settings).loss(logits, target).backward()
+        pull = (logits.grad.abs().sum(1) * (target == 1)).sum(dim=(1, 2))
+        return float(pull[0] / pull[1])
+
+    assert pull_of_each_waldo() == pytest.approx(4 / 36)
+    assert pull_of_each_waldo(waldo_pixels_per_crop=10) == pytest.approx(1.0)
+    with pytest.raises(UserError, match="model.waldo_pixels_per_crop"):
+        WaldoSegmenter(SeedNet(), optimizer=torch.optim.Adam, waldo_pixels_per_crop=0)

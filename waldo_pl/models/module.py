@@ -45,6 +45,7 @@ class WaldoSegmenter(L.LightningModule):
         threshold: float = 0.8,
         preview_every_n_epochs: int = 10,
         channels_last: bool = True,
+        waldo_pixels_per_crop: float | None = None,
     ):
         super().__init__()
         if not isinstance(class_weights, str):
@@ -59,6 +60,8 @@ class WaldoSegmenter(L.LightningModule):
             raise UserError(f"model.class_weights={class_weights}: use auto or two numbers, e.g. [1, 20]")
         if not isinstance(class_weights, str) and (len(class_weights) != 2 or min(class_weights) <= 0):
             raise UserError(f"model.class_weights={list(class_weights)}: needs two positive numbers (background, Waldo)")
+        if waldo_pixels_per_crop is not None and waldo_pixels_per_crop <= 0:
+            raise UserError(f"model.waldo_pixels_per_crop={waldo_pixels_per_crop}: must be positive, or null to leave it off")
         self.register_buffer("class_weights", torch.tensor([1.0, 1.0] if isinstance(class_weights, str) else class_weights))
         self.train_accuracy = MulticlassAccuracy(num_classes=2, average="micro")
 
@@ -79,7 +82,17 @@ class WaldoSegmenter(L.LightningModule):
         return self.net(images)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), target, weight=self.class_weights)
+        """Class-weighted cross-entropy, the weighted mean over pixels. With `waldo_pixels_per_crop`, the
+        Waldo pixels of each crop (or page) weigh together as that many pixels, so that a 13 px Waldo
+        counts as much as a 60 px one."""
+        weights = self.class_weights[target]
+        per_crop = self.hparams.get("waldo_pixels_per_crop")
+        if per_crop is not None:
+            is_waldo = target == 1
+            count = is_waldo.sum(dim=(-2, -1), keepdim=True).clamp(min=1)
+            weights = torch.where(is_waldo, weights * (per_crop / count), weights)
+        pixel_losses = F.cross_entropy(logits.float(), target, reduction="none")
+        return (pixel_losses * weights).sum() / weights.sum()
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if self.global_step == 0 and batch_idx == 0:
