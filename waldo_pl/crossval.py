@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from waldo_pl.data.formats import load_pages
 from waldo_pl.errors import UserError, exits_cleanly
-from waldo_pl.inference.answer import distance_to_boxes
+from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.finder import Finder, load_network, use_bf16
 
 
@@ -28,9 +28,10 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     lines = ["| run | pages held out | hit rate | top-5 hit rate | median distance (px) | steps | fit time |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     pooled = []
+    pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
     for path in runs:
         record = json.loads(path.read_text())
-        pages = record["pages"] if scales is None else rescored_pages(path.parent, record, scales, data_root)
+        pages = record["pages"] if scales is None else rescored_pages(path.parent, record, scales, data_root, pages_at)
         pooled += pages
         hits = sum(p["hit"] for p in pages)
         top5 = sum(p["top5_hit"] for p in pages)
@@ -44,7 +45,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     return "\n".join(lines)
 
 
-def rescored_pages(run: Path, record: dict, scales: list[float], data_root: Path | None) -> list[dict]:
+def rescored_pages(run: Path, record: dict, scales: list[float], data_root: Path | None, pages_at: dict) -> list[dict]:
     """The run's held-out pages searched again by its last checkpoint at `scales`."""
     ckpt = run / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
@@ -57,12 +58,11 @@ def rescored_pages(run: Path, record: dict, scales: list[float], data_root: Path
     device = torch.device("cpu")
     finder = Finder(load_network(ckpt, device), scales=tuple(scales), bf16=use_bf16("auto", device))
     results = []
-    for page in (p for p in load_pages(data_root) if p.name in held_out):
+    if data_root not in pages_at:
+        pages_at[data_root] = load_pages(data_root)
+    for page in (p for p in pages_at[data_root] if p.name in held_out):
         _, spots = finder.find(page.image)
-        distances = [distance_to_boxes(s.x, s.y, page.waldo_boxes) for s in spots[:5]]
-        results.append({"page": page.name, "hit": int(distances[0] == 0), "top5_hit": int(min(distances) == 0),
-                        "distance": round(distances[0], 1), "x": spots[0].x, "y": spots[0].y,
-                        "confidence": round(spots[0].confidence, 4)})
+        results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes)})
     order = [p["page"] for p in record["pages"]]
     return sorted(results, key=lambda p: order.index(p["page"]))
 

@@ -51,3 +51,10 @@ def distance_to_boxes(x: float, y: float, boxes: np.ndarray) -> float:
     dx = np.maximum(np.maximum(boxes[:, 0] - x, 0), x - (boxes[:, 2] - 1))
     dy = np.maximum(np.maximum(boxes[:, 1] - y, 0), y - (boxes[:, 3] - 1))
     return float(np.hypot(dx, dy).min())
+
+
+def page_outcome(spots: list[Spot], boxes: np.ndarray) -> dict:
+    """How the answer on one labelled page went: hit (the best spot in a box), top-5 hit, distance, the spot."""
+    distances = [distance_to_boxes(s.x, s.y, boxes) for s in spots[:5]]
+    return {"hit": int(distances[0] == 0), "top5_hit": int(min(distances) == 0), "distance": round(distances[0], 1),
+            "x": spots[0].x, "y": spots[0].y, "confidence": round(spots[0].confidence, 4)}

@@ -27,7 +27,7 @@ from waldo_pl.data.page import read_image
 from waldo_pl.errors import UserError
 from waldo_pl.export import bundled_model
 from waldo_pl.files import write_atomically, write_text_atomically
-from waldo_pl.inference.answer import Spot, distance_to_boxes, find_spots
+from waldo_pl.inference.answer import Spot, find_spots, page_outcome
 from waldo_pl.inference.heatmap import MULTIPLE, heatmap_at_scales
 from waldo_pl.inference.pictures import colour_heatmap, result_picture
 from waldo_pl.models.seed_net import SeedNet
@@ -159,10 +159,7 @@ def score(answers: list[PageAnswer], labels: dict[str, np.ndarray]) -> tuple[lis
         boxes = labels.get(a.image.name)
         if boxes is None:
             continue
-        distances = [distance_to_boxes(s.x, s.y, boxes) for s in a.spots[:5]]
-        rows.append({"image": a.image.name, "hit": int(distances[0] == 0), "top5_hit": int(min(distances) == 0),
-                     "distance": round(distances[0], 1), "x": a.spots[0].x, "y": a.spots[0].y,
-                     "confidence": round(a.spots[0].confidence, 4), "seconds": round(a.seconds, 2)})
+        rows.append({"image": a.image.name, **page_outcome(a.spots, boxes), "seconds": round(a.seconds, 2)})
     if not rows:
         raise UserError("labels=: none of the pages is labelled there; check the file names")
     totals = {"pages": len(rows), "hit_rate": sum(r["hit"] for r in rows) / len(rows),

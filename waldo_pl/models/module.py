@@ -15,7 +15,7 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 
 from waldo_pl.data.page import boxes_to_mask
 from waldo_pl.errors import UserError
-from waldo_pl.inference.answer import distance_to_boxes, find_spots
+from waldo_pl.inference.answer import find_spots, page_outcome
 from waldo_pl.inference.heatmap import page_logits, waldo_probability
 
 log = logging.getLogger(__name__)
@@ -117,15 +117,12 @@ class WaldoSegmenter(L.LightningModule):
         target = torch.from_numpy(boxes_to_mask(boxes, *image.shape[-2:])).long().to(image.device)
         heatmap = waldo_probability(logits)[0]
         spots = find_spots(heatmap.cpu().numpy(), self.hparams.threshold, count=5)
-        distances = [distance_to_boxes(s.x, s.y, boxes) for s in spots]
-        hit, top5_hit = float(distances[0] == 0.0), float(min(distances) == 0.0)
+        outcome = page_outcome(spots, boxes)
         self.log("val/loss", self.loss(logits, target[None]), batch_size=1, sync_dist=True)
-        self.log("val/hit_rate", hit, batch_size=1, prog_bar=True, sync_dist=True)
-        self.log("val/top5_hit_rate", top5_hit, batch_size=1, sync_dist=True)
-        self.log("val/distance", distances[0], batch_size=1, sync_dist=True)
-        self.page_results.append({"page": batch["name"], "hit": int(hit), "top5_hit": int(top5_hit),
-                                  "distance": round(distances[0], 1), "x": spots[0].x, "y": spots[0].y,
-                                  "confidence": round(spots[0].confidence, 4)})
+        self.log("val/hit_rate", float(outcome["hit"]), batch_size=1, prog_bar=True, sync_dist=True)
+        self.log("val/top5_hit_rate", float(outcome["top5_hit"]), batch_size=1, sync_dist=True)
+        self.log("val/distance", outcome["distance"], batch_size=1, sync_dist=True)
+        self.page_results.append({"page": batch["name"], **outcome})
         self.log_page(batch["name"], image[0], heatmap, spots[0].box, boxes)
 
     def on_validation_epoch_start(self) -> None:
