@@ -51,8 +51,12 @@ def test_state_dict_carries_the_epoch_count(page_folder):
 def test_waldo_pixel_fraction_is_measured_on_the_stream(page_folder):
     dm = WaldoDataModule(root=str(page_folder), panel=64, prop=0.5, val_fraction=0)
     dm.setup("fit")
+    first = next(iter(dm.crop_stream))[0]
     low = dm.waldo_pixel_fraction()
-    dm.hparams.prop = 1.0
+    # the sample is drawn from a copy with its own seed: the training stream is left as it was
+    assert dm.crop_stream.seed == dm.hparams.seed
+    assert torch.equal(next(iter(dm.crop_stream))[0], first)
+    dm.crop_stream.prop = 1.0
     assert 0 < low < dm.waldo_pixel_fraction() < 1
 
 

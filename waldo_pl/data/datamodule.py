@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,17 +119,15 @@ class WaldoDataModule(L.LightningDataModule):
             "%d training pages, %d validation pages (%s)",
             len(self.train_pages), len(self.val_pages), ", ".join(p.name for p in self.val_pages),
         )
-        self.crop_stream = self._stream(hp.seed)
+        self.crop_stream = CropStream(self.train_pages, hp.panel, hp.prop, hp.seed, hp.zooms, hp.colour_jitter)
         if self.trainer is not None:
             self.crop_stream.rank = self.trainer.global_rank
 
-    def _stream(self, seed: int) -> CropStream:
-        hp = self.hparams
-        return CropStream(self.train_pages, hp.panel, hp.prop, seed, hp.zooms, hp.colour_jitter)
-
     def waldo_pixel_fraction(self, batches: int = 50) -> float:
-        """Share of Waldo pixels in the crop stream, measured on a sample of its crops."""
-        stream = self._stream(self.hparams.seed + 1)
+        """Share of Waldo pixels in the crop stream, measured on a sample of its crops drawn with another
+        seed (a shallow copy: the pages and their window lists are shared, not built again)."""
+        stream = copy.copy(self.crop_stream)
+        stream.seed += 1
         crops = iter(stream)
         targets = [next(crops)[1] for _ in range(batches * self.hparams.batch_size)]
         return float(torch.stack(targets).float().mean())
