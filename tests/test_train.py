@@ -99,6 +99,7 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     assert f"{record['fit_seconds'] / 60:.1f} min" in table.splitlines()[2]
     # the last checkpoint searches the held-out pages again, as predict.py would, and finds the same
     assert fold_table(tmp_path, scales=[1.0], data_root=learnable_pages).splitlines()[2:] == table.splitlines()[2:]
+    assert "2/2" in fold_table(tmp_path, data_root=learnable_pages, flip=True).splitlines()[-1]
     with pytest.raises(UserError, match="no such folder"):
         fold_table(tmp_path, scales=[1.0, 2.0], data_root=tmp_path / "nowhere")
 
@@ -173,6 +174,13 @@ def test_bad_settings_are_one_line_and_exit_2(page_folder, tmp_path, args, messa
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(errors) == 1 and message in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_hydras_own_flags_and_their_values_are_not_read_as_overrides(capsys):
+    check_overrides("train", ["--cfg", "job", "-p", "model", "experiment=fast", "--info", "defaults"])
+    with pytest.raises(SystemExit) as exit_info:
+        check_overrides("train", ["--cfg", "job", "trainer=nope"])
+    assert exit_info.value.code == 2 and "trainer/nope" in capsys.readouterr().err
 
 
 def test_a_sweep_is_checked_value_by_value_before_any_job_starts(tmp_path, capsys):

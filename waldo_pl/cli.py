@@ -29,7 +29,7 @@ def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF_DIR
     With -m/--multirun, each value of each sweep (data.fold=0,1,2) is composed in turn, the other
     sweeps held at their first value, so a bad value fails before the first job starts.
     """
-    overrides = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra.")]
+    overrides = [a for a in hydra_overrides(argv) if not a.lstrip("+~").startswith("hydra.")]
     try:
         for combination in _sweep_combinations(overrides, multirun=bool({"-m", "--multirun"} & set(argv))):
             with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
@@ -37,6 +37,27 @@ def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF_DIR
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         print(f"error: {one_line(err)} (see python {config_name}.py --help)", file=sys.stderr)
         sys.exit(2)
+
+
+# Hydra's own flags that take the next word as their value (--cfg job, -cn train, --info plugins)
+FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                    "--config-dir", "-cd", "--experimental-rerun"}
+INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def hydra_overrides(argv: list[str]) -> list[str]:
+    """The overrides among `argv`: the words that are neither Hydra's flags nor their values."""
+    overrides, words = [], iter(argv)
+    for word in words:
+        if word in FLAGS_WITH_VALUE:
+            next(words, None)
+        elif word in ("--info", "-i"):
+            topic = next(words, None)
+            if topic is not None and topic not in INFO_TOPICS:
+                overrides.append(topic)
+        elif not word.startswith("-"):
+            overrides.append(word)
+    return overrides
 
 
 def _sweep_combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
