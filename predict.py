@@ -17,6 +17,8 @@ def main(cfg: DictConfig) -> None:
         raise UserError("img= is required: give a page, a folder of pages or a glob")
     settings = OmegaConf.to_container(cfg, resolve=True)
     settings["scales"] = tuple(float(s) for s in settings["scales"])
+    if not isinstance(settings["flip"], bool):
+        raise UserError(f"flip={settings['flip']}: give true or false")
     predict(**settings)
 
 

@@ -48,6 +48,20 @@ def test_whole_page_and_tiles_agree():
     assert abs(whole.max() - tiled.max()) < 1e-5 and abs(int(yw) - int(yt)) <= 1 and abs(int(xw) - int(xt)) <= 1
 
 
+@pytest.mark.parametrize("scales", [(1.0,), (0.75, 1.0)])
+def test_flip_makes_the_answer_the_same_for_a_mirrored_page(scales):
+    torch.manual_seed(0)
+    net = SeedNet().eval()
+    page = np.random.default_rng(2).integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    mirror = np.ascontiguousarray(page[:, ::-1])
+    plain, plain_of_mirror = (heatmap_at_scales(net, p, scales) for p in (page, mirror))
+    assert np.abs(plain_of_mirror[:, ::-1] - plain).max() > 1e-3  # an untrained network sees the two differently
+    flipped, flipped_of_mirror = (heatmap_at_scales(net, p, scales, flip=True) for p in (page, mirror))
+    assert np.abs(flipped_of_mirror[:, ::-1] - flipped).max() < 1e-5
+    if scales == (1.0,):
+        assert np.allclose(flipped, (plain + plain_of_mirror[:, ::-1]) / 2, atol=1e-6)
+
+
 @pytest.mark.parametrize("scales", [(1.0,), (0.5,), (1.5,), (0.5, 1.0, 2.0)])
 def test_coordinates_are_in_the_pages_own_pixels(scales):
     page = np.full((101, 203, 3), 128, np.uint8)
@@ -172,6 +186,7 @@ def different_architecture(tmp_path):
         (lambda t, c: [f"img={t / 'bad.jpg'}", f"ckpt={c}"], "no page could be read"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "accelerator=gpu"], "no CUDA GPU"),
         (lambda t, c: [f"ckpt={c}"], "img= is required"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "flip=maybe"], "flip=maybe: give true or false"),
     ],
 )
 def test_predict_py_fails_in_one_line_with_exit_2(trained_checkpoint, tmp_path, make_args, message):

@@ -2,8 +2,9 @@
 
     waldo-crossval outputs/<task>/multirun_<date>   (after python train.py -m data=waldo_folds data.fold=0,1,2,3,4)
 
-With --scales, each run's last checkpoint searches its held-out pages again, the way predict.py does
-with scales=[...], so test-time settings are measured through the same folds without training again.
+With --scales or --flip, each run's last checkpoint searches its held-out pages again, the way predict.py
+does with scales=[...] and flip=true, so test-time settings are measured through the same folds without
+training again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.finder import Finder, load_network, use_bf16
 
 
-def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None) -> str:
+def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -31,7 +32,8 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
     for path in runs:
         record = json.loads(path.read_text())
-        pages = record["pages"] if scales is None else rescored_pages(path.parent, record, scales, data_root, pages_at)
+        rescore = scales is not None or flip
+        pages = rescored_pages(path.parent, record, scales or [1.0], flip, data_root, pages_at) if rescore else record["pages"]
         pooled += pages
         hits = sum(p["hit"] for p in pages)
         top5 = sum(p["top5_hit"] for p in pages)
@@ -45,18 +47,18 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     return "\n".join(lines)
 
 
-def rescored_pages(run: Path, record: dict, scales: list[float], data_root: Path | None, pages_at: dict) -> list[dict]:
-    """The run's held-out pages searched again by its last checkpoint at `scales`."""
+def rescored_pages(run: Path, record: dict, scales: list[float], flip: bool, data_root: Path | None, pages_at: dict) -> list[dict]:
+    """The run's held-out pages searched again by its last checkpoint at `scales` (and mirrored, with `flip`)."""
     ckpt = run / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
-        raise UserError(f"{ckpt}: missing; --scales needs each run's last checkpoint")
+        raise UserError(f"{ckpt}: missing; --scales and --flip need each run's last checkpoint")
     if data_root is None:
         data_root = Path(OmegaConf.load(run / ".hydra" / "config.yaml").data.root)
     if not data_root.is_dir():
         raise UserError(f"{data_root}: no such folder (the run's data.root); give the pages with --data")
     held_out = {p["page"] for p in record["pages"]}
     device = torch.device("cpu")
-    finder = Finder(load_network(ckpt, device), scales=tuple(scales), bf16=use_bf16("auto", device))
+    finder = Finder(load_network(ckpt, device), scales=tuple(scales), flip=flip, bf16=use_bf16("auto", device))
     results = []
     if data_root not in pages_at:
         pages_at[data_root] = load_pages(data_root)
@@ -76,11 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
     parser.add_argument("--scales", type=float, nargs="+", help="search the held-out pages again at these scales")
+    parser.add_argument("--flip", action="store_true", help="search the held-out pages again, mirrored as well")
     parser.add_argument("--data", type=Path, help="the labelled pages, if not at the runs' data.root")
     args = parser.parse_args(argv)
     if args.scales and min(args.scales) <= 0:
         raise UserError(f"--scales {args.scales}: every scale must be positive")
-    print(fold_table(args.folder, args.scales, args.data))
+    print(fold_table(args.folder, args.scales, args.data, args.flip))
 
 
 if __name__ == "__main__":

@@ -118,6 +118,7 @@ class Finder:
     net: nn.Module
     threshold: float = 0.8
     scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
     candidates: int = 5
     tile: int = 1024
     batch_size: int = 4
@@ -128,7 +129,7 @@ class Finder:
         h, w = page.shape[:2]
         if min(h, w) < MULTIPLE:
             raise UserError(f"page is {w}x{h} px; it needs at least {MULTIPLE} px a side")
-        heat = heatmap_at_scales(self.net, page, self.scales, tile=self.tile, batch_size=self.batch_size,
+        heat = heatmap_at_scales(self.net, page, self.scales, self.flip, tile=self.tile, batch_size=self.batch_size,
                                  max_whole_pixels=self.max_whole_pixels, bf16=self.bf16)
         return heat, find_spots(heat, self.threshold, count=1 + self.candidates)
 

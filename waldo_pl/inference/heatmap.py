@@ -116,19 +116,29 @@ def _tile(page: np.ndarray, y: int, x: int, th: int, tw: int) -> np.ndarray:
     return np.pad(part, ((0, short_h), (0, short_w), (0, 0)), mode="edge") if short_h or short_w else part
 
 
-def heatmap_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), **kwargs) -> np.ndarray:
-    """The page searched at each scale; per pixel the best (highest) probability, in the page's own pixels."""
+def mirrored_heatmap(net: nn.Module, page: np.ndarray, flip: bool = False, **kwargs) -> np.ndarray:
+    """`heatmap`; with `flip`, the mean of the page's heatmap and its mirror image's (mirrored back), so that a
+    spot the network sees only one way round counts half."""
+    heat = heatmap(net, page, **kwargs)
+    if flip:
+        heat = (heat + heatmap(net, page[:, ::-1], **kwargs)[:, ::-1]) / 2
+    return heat
+
+
+def heatmap_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), flip: bool = False, **kwargs) -> np.ndarray:
+    """The page searched at each scale (and mirrored, with `flip`); per pixel the best (highest) probability
+    over the scales, in the page's own pixels."""
     h, w = page.shape[:2]
     best = None
     for scale in scales:
         if scale <= 0:
             raise ValueError(f"scales must be positive, got {scale}")
         if scale == 1.0:
-            heat = heatmap(net, page, **kwargs)
+            heat = mirrored_heatmap(net, page, flip, **kwargs)
         else:
             size = (max(MULTIPLE, round(w * scale)), max(MULTIPLE, round(h * scale)))
             resized = np.array(Image.fromarray(np.ascontiguousarray(page)).resize(size, Image.BILINEAR))
-            small = torch.from_numpy(heatmap(net, resized, **kwargs))[None, None]
+            small = torch.from_numpy(mirrored_heatmap(net, resized, flip, **kwargs))[None, None]
             heat = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
         best = heat if best is None else np.maximum(best, heat)
     return best
