@@ -38,9 +38,9 @@ def coordinate_page():
 def test_hardness_draws_waldo_free_crops_where_the_network_is_wrong(coordinate_page):
     stream = CropStream([coordinate_page], panel=PANEL, prop=0.0, seed=0)
     uniform = showing_look_alike(where_crops_land(stream))
-    heat = np.zeros((256, 256), np.float32)
+    heat = np.full((256, 256), -8.0, np.float32)  # log-odds: sure there is no Waldo
     x1, y1, x2, y2 = LOOK_ALIKE
-    heat[y1:y2, x1:x2] = 0.9  # a look-alike the network falls for
+    heat[y1:y2, x1:x2] = 2.2  # a look-alike the network falls for (probability 0.9)
     stream.set_hardness({w: [window_peaks(heat, w)] for w in stream.free_windows}, boost=100.0)
     mined = where_crops_land(stream)
     assert showing_look_alike(mined) > max(0.8, 3 * uniform)

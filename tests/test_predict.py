@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy.special import logit
 from torch import nn
 
 from conftest import draw_page, write_csv
@@ -75,17 +76,28 @@ def test_coordinates_are_in_the_pages_own_pixels(scales):
 
 
 def test_the_box_is_the_peaks_own_region_not_every_pixel_above_the_threshold():
-    heat = np.zeros((200, 300), np.float32)
+    heat = np.full((200, 300), 0.01, np.float32)
     heat[20:40, 30:50] = 0.9
     heat[30, 40] = 0.97                 # the answer's blob
     heat[150:190, 200:290] = 0.85       # a look-alike elsewhere
-    best, second, *_ = find_spots(heat, threshold=0.8, count=5)
+    best, second, *_ = find_spots(logit(heat), threshold=0.8, count=5)
     assert (best.x, best.y, best.box) == (40, 30, (30, 20, 50, 40))
     assert best.confidence == pytest.approx(0.97)
     assert second.box == (200, 150, 290, 190) and second.confidence == pytest.approx(0.85)
     # below the threshold there is a peak but no box
-    (low,) = find_spots(heat * 0.5, threshold=0.8, count=1)
+    (low,) = find_spots(logit(heat * 0.5), threshold=0.8, count=1)
     assert (low.x, low.y, low.box) == (40, 30, None)
+
+
+def test_the_answer_is_ranked_by_log_odds_where_the_probability_saturates():
+    log_odds = np.full((200, 300), -5.0, np.float32)
+    log_odds[10:40, 10:60] = 20.0       # a look-alike the network is sure of, first in reading order
+    log_odds[150:170, 250:265] = 26.0   # Waldo, surer still
+    probabilities = torch.from_numpy(log_odds).sigmoid().numpy()
+    assert probabilities.max() == 1.0 and np.unravel_index(probabilities.argmax(), log_odds.shape) == (10, 10)
+    best, second, *_ = find_spots(log_odds, threshold=0.8, count=5)
+    assert (best.x, best.y, best.box) == (250, 150, (250, 150, 265, 170)) and best.confidence == 1.0
+    assert second.box == (10, 10, 60, 40)
 
 
 def test_finder_writes_json_and_pictures_of_the_pages_size(tmp_path):

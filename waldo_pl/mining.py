@@ -11,15 +11,15 @@ import torch.nn.functional as F
 
 from waldo_pl.data.crops import NEGATIVE_STRIDE, CropStream
 from waldo_pl.errors import UserError
-from waldo_pl.inference.heatmap import heatmap
+from waldo_pl.inference.heatmap import heatmap, probability
 
 log = logging.getLogger(__name__)
 
 
-def window_peaks(heat: np.ndarray, window: int) -> np.ndarray:
-    """The highest value in each window of side `window`, for corners on the NEGATIVE_STRIDE grid."""
-    pooled = F.max_pool2d(torch.from_numpy(heat)[None, None], kernel_size=window, stride=NEGATIVE_STRIDE)
-    return pooled[0, 0].numpy().astype(np.float16)
+def window_peaks(log_odds: np.ndarray, window: int) -> np.ndarray:
+    """The highest Waldo probability in each window of side `window`, for corners on the NEGATIVE_STRIDE grid."""
+    pooled = F.max_pool2d(torch.from_numpy(log_odds)[None, None], kernel_size=window, stride=NEGATIVE_STRIDE)
+    return probability(pooled[0, 0].numpy()).astype(np.float16)
 
 
 class HardNegativeMining(L.Callback):
@@ -42,6 +42,6 @@ class HardNegativeMining(L.Callback):
         hardness = {w: [window_peaks(h, w) for h in heats] for w in stream.free_windows}
         stream.set_hardness(hardness, self.boost)
         # the worst look-alike of each page: the highest probability outside Waldo's boxes
-        worst = [float(h[page.mask == 0].max()) for h, page in zip(heats, stream.pages)]
+        worst = [float(probability(h[page.mask == 0].max())) for h, page in zip(heats, stream.pages)]
         module.log("train/look_alike_peak", float(np.mean(worst)))
         log.info("hard negatives mined: mean look-alike peak %.3f over %d pages", np.mean(worst), len(worst))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from scipy.special import expit, logit
 from skimage.segmentation import flood
 
 
@@ -19,27 +20,30 @@ class Spot:
         return {"x": self.x, "y": self.y, "confidence": self.confidence, "box": list(self.box) if self.box else None}
 
 
-def region_box(heatmap: np.ndarray, y: int, x: int, threshold: float) -> tuple[int, int, int, int] | None:
-    """The box of the connected region above `threshold` that holds (x, y): not of every such pixel on the page."""
-    if heatmap[y, x] < threshold:
+def region_box(heatmap: np.ndarray, y: int, x: int, level: float) -> tuple[int, int, int, int] | None:
+    """The box of the connected region at or above `level` that holds (x, y): not of every such pixel on the page."""
+    if heatmap[y, x] < level:
         return None
-    region = flood((heatmap >= threshold).view(np.uint8), (y, x), connectivity=2)
+    region = flood((heatmap >= level).view(np.uint8), (y, x), connectivity=2)
     rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def find_spots(heatmap: np.ndarray, threshold: float = 0.8, count: int = 5, min_distance: int = 32) -> list[Spot]:
-    """The `count` best distinct peaks, best first: each one's region (or a `min_distance` square) is masked before the next."""
-    work = np.array(heatmap, dtype=np.float32)
+def find_spots(log_odds: np.ndarray, threshold: float = 0.8, count: int = 5, min_distance: int = 32) -> list[Spot]:
+    """The `count` best distinct peaks of a log-odds heatmap, best first, each with its probability as the confidence
+    and the box of its region above the probability `threshold`. Each one's region (or a `min_distance` square) is
+    masked before the next."""
+    level = float(logit(threshold))
+    work = np.array(log_odds, dtype=np.float32)
     spots = []
     for _ in range(count):
         y, x = np.unravel_index(int(np.argmax(work)), work.shape)
-        if spots and work[y, x] <= 0:
+        if spots and work[y, x] == -np.inf:
             break
-        box = region_box(heatmap, y, x, threshold)
-        spots.append(Spot(int(x), int(y), float(heatmap[y, x]), box))
+        box = region_box(log_odds, y, x, level)
+        spots.append(Spot(int(x), int(y), float(expit(log_odds[y, x])), box))
         x1, y1, x2, y2 = box or (x, y, x + 1, y + 1)
-        work[max(0, min(y1, y - min_distance)) : max(y2, y + min_distance), max(0, min(x1, x - min_distance)) : max(x2, x + min_distance)] = -1
+        work[max(0, min(y1, y - min_distance)) : max(y2, y + min_distance), max(0, min(x1, x - min_distance)) : max(x2, x + min_distance)] = -np.inf
     return spots
 
 

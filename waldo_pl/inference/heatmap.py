@@ -1,4 +1,9 @@
-"""The network's Waldo probability over a whole page, in the page's own pixels.
+"""The network's Waldo score over a whole page, in the page's own pixels.
+
+The score is the log-odds of Waldo (his logit minus the background's; the probability is its
+sigmoid). Answers are ranked by it, not by the probability: a confident network saturates the
+probability at exactly 1.0 on many pixels at once, and the argmax among them is then the first,
+wherever it lies, while their log-odds still tell them apart.
 
 Pages are padded (never stretched) to a multiple of 16 and run whole, or for large pages in
 overlapping tiles. Tiles start on the 16-pixel grid and only their inner parts, farther than
@@ -13,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from scipy.special import expit
 from torch import nn
 
 MULTIPLE = 16  # four 2x poolings
@@ -35,6 +41,17 @@ def page_logits(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
 def waldo_probability(logits: torch.Tensor) -> torch.Tensor:
     """(..., 2, H, W) logits -> (..., H, W) probability of Waldo."""
     return logits.float().softmax(dim=-3)[..., 1, :, :]
+
+
+def waldo_log_odds(logits: torch.Tensor) -> torch.Tensor:
+    """(..., 2, H, W) logits -> (..., H, W) log-odds of Waldo, float32: the probability is its sigmoid."""
+    logits = logits.float()
+    return logits[..., 1, :, :] - logits[..., 0, :, :]
+
+
+def probability(log_odds: np.ndarray) -> np.ndarray:
+    """The Waldo probability of a log-odds map (or value)."""
+    return expit(log_odds)
 
 
 def tile_starts(length: int, tile: int, margin: int) -> list[int]:
@@ -73,7 +90,7 @@ def heatmap(
     max_whole_pixels: int = 1 << 22,
     bf16: bool = False,
 ) -> np.ndarray:
-    """Waldo probability (H, W) float32 for an RGB uint8 page (H, W, 3); tiles when the page is over `max_whole_pixels`."""
+    """Waldo log-odds (H, W) float32 for an RGB uint8 page (H, W, 3); tiles when the page is over `max_whole_pixels`."""
     if tile % MULTIPLE or tile <= 3 * MARGIN:
         raise ValueError(f"tile must be a multiple of {MULTIPLE} above {3 * MARGIN}, got {tile}")
     device = next(net.parameters()).device
@@ -81,7 +98,7 @@ def heatmap(
     h, w = page.shape[:2]
     if h * w <= max_whole_pixels:
         with autocast:
-            return waldo_probability(page_logits(net, _to_tensor(page, device)))[0].cpu().numpy()
+            return waldo_log_odds(page_logits(net, _to_tensor(page, device)))[0].cpu().numpy()
 
     # The page as if padded to the 16-px grid (edge repeated, as pad_to_multiple does), without copying it:
     # only tiles that reach past the page are padded, one batch at a time.
@@ -99,10 +116,10 @@ def heatmap(
         batch = corners[i : i + batch_size]
         tiles = torch.cat([_to_tensor(_tile(page, y, x, min(tile, ph - y), min(tile, pw - x)), device) for y, x in batch])
         with autocast:
-            probs = waldo_probability(net(tiles)).cpu().numpy()
-        for (y, x), prob in zip(batch, probs):
-            th, tw = prob.shape
-            total[y : y + th, x : x + tw] += prob * np.outer(blend_weights(y, tile, ph, MARGIN), blend_weights(x, tile, pw, MARGIN))
+            scores = waldo_log_odds(net(tiles)).cpu().numpy()
+        for (y, x), score in zip(batch, scores):
+            th, tw = score.shape
+            total[y : y + th, x : x + tw] += score * np.outer(blend_weights(y, tile, ph, MARGIN), blend_weights(x, tile, pw, MARGIN))
     total = total[:h, :w]
     total /= weight_y[:h, None]
     total /= weight_x[None, :w]
@@ -126,7 +143,7 @@ def mirrored_heatmap(net: nn.Module, page: np.ndarray, flip: bool = False, **kwa
 
 
 def heatmap_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), flip: bool = False, **kwargs) -> np.ndarray:
-    """The page searched at each scale (and mirrored, with `flip`); per pixel the best (highest) probability
+    """The page searched at each scale (and mirrored, with `flip`); per pixel the best (highest) log-odds
     over the scales, in the page's own pixels."""
     h, w = page.shape[:2]
     best = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torchvision.utils import draw_bounding_boxes
 
 from waldo_pl.inference.answer import Spot
@@ -15,9 +16,9 @@ HEAT_TABLE = np.stack(
 ).astype(np.uint8)
 
 
-def colour_heatmap(heatmap: np.ndarray) -> np.ndarray:
-    """(H, W) probabilities -> (H, W, 3) uint8 colour image."""
-    levels = np.clip(heatmap, 0.0, 1.0)
+def colour_heatmap(log_odds: np.ndarray) -> np.ndarray:
+    """(H, W) Waldo log-odds -> (H, W, 3) uint8 colour image of the probability."""
+    levels = expit(log_odds).astype(np.float32, copy=False)
     levels = np.multiply(levels, 255, out=np.empty_like(levels)).round(out=levels).astype(np.uint8)
     return HEAT_TABLE[levels]
 

@@ -16,7 +16,7 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 from waldo_pl.data.page import boxes_to_mask
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import find_spots, page_outcome
-from waldo_pl.inference.heatmap import page_logits, waldo_probability
+from waldo_pl.inference.heatmap import page_logits, waldo_log_odds, waldo_probability
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +115,15 @@ class WaldoSegmenter(L.LightningModule):
         image, boxes = batch["image"], batch["waldo_boxes"].cpu().numpy()
         logits = page_logits(self, image)
         target = torch.from_numpy(boxes_to_mask(boxes, *image.shape[-2:])).long().to(image.device)
-        heatmap = waldo_probability(logits)[0]
-        spots = find_spots(heatmap.cpu().numpy(), self.hparams.threshold, count=5)
+        log_odds = waldo_log_odds(logits)[0]
+        spots = find_spots(log_odds.cpu().numpy(), self.hparams.threshold, count=5)
         outcome = page_outcome(spots, boxes)
         self.log("val/loss", self.loss(logits, target[None]), batch_size=1, sync_dist=True)
         self.log("val/hit_rate", float(outcome["hit"]), batch_size=1, prog_bar=True, sync_dist=True)
         self.log("val/top5_hit_rate", float(outcome["top5_hit"]), batch_size=1, sync_dist=True)
         self.log("val/distance", outcome["distance"], batch_size=1, sync_dist=True)
         self.page_results.append({"page": batch["name"], **outcome})
-        self.log_page(batch["name"], image[0], heatmap, spots[0].box, boxes)
+        self.log_page(batch["name"], image[0], log_odds.sigmoid(), spots[0].box, boxes)
 
     def on_validation_epoch_start(self) -> None:
         self.page_results = []  # this validation's pages, for metrics.json
