@@ -164,6 +164,7 @@ def test_ddp_on_two_cpu_processes_gives_each_rank_its_own_crops(page_folder, tmp
         (["data.root=/no/such/folder"], "data.root=/no/such/folder: no such folder"),
         (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such checkpoint"),
         (["data.prop=2"], "data.prop=2"),
+        (["model.threshold=80"], "model.threshold=80: must be a probability"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(page_folder, tmp_path, args, message):

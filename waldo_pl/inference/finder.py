@@ -125,6 +125,12 @@ class Finder:
     max_whole_pixels: int = 8_000_000
     bf16: bool = False
 
+    def __post_init__(self):
+        if not 0 < self.threshold < 1:
+            raise UserError(f"threshold={self.threshold}: must be a probability between 0 and 1, e.g. 0.8")
+        if self.candidates < 0:
+            raise UserError(f"candidates={self.candidates}: must be 0 or more")
+
     def find(self, page: np.ndarray) -> tuple[np.ndarray, list[Spot]]:
         h, w = page.shape[:2]
         if min(h, w) < MULTIPLE:
