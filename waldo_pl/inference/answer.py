@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.special import logit
 from skimage.segmentation import flood
+
+from waldo_pl.inference.heatmap import probability
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +43,7 @@ def find_spots(log_odds: np.ndarray, threshold: float = 0.8, count: int = 5, min
         if spots and work[y, x] == -np.inf:
             break
         box = region_box(log_odds, y, x, level)
-        spots.append(Spot(int(x), int(y), float(expit(log_odds[y, x])), box))
+        spots.append(Spot(int(x), int(y), float(probability(log_odds[y, x])), box))
         x1, y1, x2, y2 = box or (x, y, x + 1, y + 1)
         work[max(0, min(y1, y - min_distance)) : max(y2, y + min_distance), max(0, min(x1, x - min_distance)) : max(x2, x + min_distance)] = -np.inf
     return spots

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.special import expit
 from torchvision.utils import draw_bounding_boxes
 
 from waldo_pl.inference.answer import Spot
+from waldo_pl.inference.heatmap import probability
 
 # Dark blue -> purple -> orange -> pale yellow, as a 256-entry table (a table keeps huge pages small in memory).
 HEAT_COLOURS = np.array([[0, 0, 40], [80, 20, 120], [190, 50, 90], [250, 140, 30], [255, 250, 180]], np.float32)
@@ -18,7 +18,7 @@ HEAT_TABLE = np.stack(
 
 def colour_heatmap(log_odds: np.ndarray) -> np.ndarray:
     """(H, W) Waldo log-odds -> (H, W, 3) uint8 colour image of the probability."""
-    levels = expit(log_odds).astype(np.float32, copy=False)
+    levels = probability(log_odds).astype(np.float32, copy=False)
     levels = np.multiply(levels, 255, out=np.empty_like(levels)).round(out=levels).astype(np.uint8)
     return HEAT_TABLE[levels]
 
