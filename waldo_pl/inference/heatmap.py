@@ -39,8 +39,8 @@ def page_logits(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
 
 
 def waldo_probability(logits: torch.Tensor) -> torch.Tensor:
-    """(..., 2, H, W) logits -> (..., H, W) probability of Waldo."""
-    return logits.float().softmax(dim=-3)[..., 1, :, :]
+    """(..., 2, H, W) logits -> (..., H, W) probability of Waldo: the sigmoid of his log-odds."""
+    return waldo_log_odds(logits).sigmoid()
 
 
 def waldo_log_odds(logits: torch.Tensor) -> torch.Tensor:

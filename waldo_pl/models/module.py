@@ -87,12 +87,13 @@ class WaldoSegmenter(L.LightningModule):
         """Class-weighted cross-entropy, the weighted mean over pixels. With `waldo_pixels_per_crop`, the
         Waldo pixels of each crop (or page) weigh together as that many pixels, so that a 13 px Waldo
         counts as much as a 60 px one."""
-        weights = self.class_weights[target]
         per_crop = self.hparams.get("waldo_pixels_per_crop")
-        if per_crop is not None:
-            is_waldo = target == 1
-            count = is_waldo.sum(dim=(-2, -1), keepdim=True).clamp(min=1)
-            weights = torch.where(is_waldo, weights * (per_crop / count), weights)
+        if per_crop is None:
+            return F.cross_entropy(logits.float(), target, weight=self.class_weights)
+        weights = self.class_weights[target]
+        is_waldo = target == 1
+        count = is_waldo.sum(dim=(-2, -1), keepdim=True).clamp(min=1)
+        weights = torch.where(is_waldo, weights * (per_crop / count), weights)
         pixel_losses = F.cross_entropy(logits.float(), target, reduction="none")
         return (pixel_losses * weights).sum() / weights.sum()
 
