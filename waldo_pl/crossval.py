@@ -2,6 +2,9 @@
 
     waldo-crossval outputs/<task>/multirun_<date>   (after python train.py -m data=waldo_folds data.fold=0,1,2,3,4)
 
+seed draws the folds too, so a sweep over seed=0,1,2 as well is three cross-validations: the table pools
+each seed on a row of its own, then all of them.
+
 With --scales or --flip, each run's last checkpoint searches its held-out pages again, the way predict.py
 does with scales=[...] and flip=true, so test-time settings are measured through the same folds without
 training again.
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from waldo_pl.data.formats import load_pages
 from waldo_pl.errors import UserError, exits_cleanly
@@ -26,25 +30,41 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
-    lines = ["| run | pages held out | hit rate | top-5 hit rate | median distance (px) | steps | fit time |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    pooled = []
+    lines = ["| run | fold | seed | pages held out | hit rate | top-5 hit rate | median distance (px) | steps | fit time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    by_seed: dict[str, list] = {}
     pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
     for path in runs:
         record = json.loads(path.read_text())
         rescore = scales is not None or flip
         pages = rescored_pages(path.parent, record, scales or [1.0], flip, data_root, pages_at) if rescore else record["pages"]
-        pooled += pages
-        hits = sum(p["hit"] for p in pages)
-        top5 = sum(p["top5_hit"] for p in pages)
+        fold, seed = fold_and_seed(path.parent)
+        by_seed.setdefault(seed, []).extend(pages)
         distances = sorted(p["distance"] for p in pages)
         names = ", ".join(f"{p['page']}{'' if p['hit'] else ' (miss)'}" for p in pages)
-        lines.append(f"| {path.parent.relative_to(folder)} | {names} | {hits}/{len(pages)} | {top5}/{len(pages)} | "
+        lines.append(f"| {path.parent.relative_to(folder)} | {fold} | {seed} | {names} | {hit_rates(pages)} | "
                      f"{distances[len(distances) // 2]:.0f} | {record['steps']} | {minutes(record.get('fit_seconds'))} |")
-    hits, top5 = sum(p["hit"] for p in pooled), sum(p["top5_hit"] for p in pooled)
-    lines.append(f"| **all** | {len(pooled)} pages | **{hits}/{len(pooled)} = {hits / len(pooled):.0%}** | "
-                 f"{top5}/{len(pooled)} = {top5 / len(pooled):.0%} | | | |")
+    if len(by_seed) > 1:  # seed also draws the folds: each seed is a cross-validation of its own
+        lines += [f"| seed {seed} | | {seed} | {len(pages)} pages | {hit_rates(pages)} | | | |" for seed, pages in by_seed.items()]
+    pooled = [p for pages in by_seed.values() for p in pages]
+    lines.append(f"| **all** | | | {len(pooled)} pages | {hit_rates(pooled, bold=True)} | | | |")
     return "\n".join(lines)
+
+
+def hit_rates(pages: list[dict], bold: bool = False) -> str:
+    """'hits/n = %' and 'top-5 hits/n = %' as two table cells."""
+    hits, top5, n = sum(p["hit"] for p in pages), sum(p["top5_hit"] for p in pages), len(pages)
+    hit = f"{hits}/{n} = {hits / n:.0%}"
+    return f"{f'**{hit}**' if bold else hit} | {top5}/{n} = {top5 / n:.0%}"
+
+
+def fold_and_seed(run: Path) -> tuple[str, str]:
+    """The run's data.fold and seed, from the config Hydra saved beside it ('?' when there is none)."""
+    try:
+        cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+        return str(cfg.data.fold if cfg.data.get("folds") else "-"), str(cfg.seed)
+    except (OSError, OmegaConfBaseException):
+        return "?", "?"
 
 
 def rescored_pages(run: Path, record: dict, scales: list[float], flip: bool, data_root: Path | None, pages_at: dict) -> list[dict]:

@@ -1,0 +1,34 @@
+"""waldo-crossval's table: one row a run, and each seed pooled when a sweep ran several (seed also draws the folds)."""
+
+import json
+
+from omegaconf import OmegaConf
+
+from waldo_pl.crossval import fold_table
+
+
+def fake_run(folder, fold, seed, hits):
+    (folder / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"seed": seed, "data": {"folds": 5, "fold": fold}}), folder / ".hydra" / "config.yaml")
+    pages = [{"page": f"p{i}.jpg", "hit": hit, "top5_hit": True, "distance": 0 if hit else 100} for i, hit in enumerate(hits)]
+    (folder / "metrics.json").write_text(json.dumps({"steps": 10, "fit_seconds": 60, "pages": pages}))
+
+
+def test_rows_name_fold_and_seed_and_each_seed_is_pooled(tmp_path):
+    fake_run(tmp_path / "0", 0, 0, [True, False])
+    fake_run(tmp_path / "1", 1, 0, [True, True])
+    fake_run(tmp_path / "2", 0, 1, [False, False])
+    lines = fold_table(tmp_path).splitlines()
+    assert lines[2].startswith("| 0 | 0 | 0 | p0.jpg, p1.jpg (miss) | 1/2 = 50% | 2/2 = 100% |")
+    assert lines[4].startswith("| 2 | 0 | 1 |")
+    assert "| seed 0 | | 0 | 4 pages | 3/4 = 75% | 4/4 = 100% | | | |" in lines
+    assert "| seed 1 | | 1 | 2 pages | 0/2 = 0% | 2/2 = 100% | | | |" in lines
+    assert lines[-1].startswith("| **all** | | | 6 pages | **3/6 = 50%** | 6/6 = 100% |")
+
+
+def test_one_seed_has_no_seed_rows_and_a_run_without_hydra_config_is_marked(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.json").write_text(json.dumps({"steps": 1, "pages": [{"page": "q.jpg", "hit": False, "top5_hit": False, "distance": 9}]}))
+    lines = fold_table(tmp_path).splitlines()
+    assert lines[2] == "| b | ? | ? | q.jpg (miss) | 0/1 = 0% | 0/1 = 0% | 9 | 1 | ? |"
+    assert len(lines) == 4 and lines[-1].startswith("| **all** | | | 1 pages | **0/1 = 0%**")
