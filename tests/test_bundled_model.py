@@ -24,6 +24,7 @@ def test_the_bundled_model_is_small_and_says_how_it_was_made():
     assert path.is_file() and path.stat().st_size < 4_000_000
     record = json.loads(path.with_suffix(".json").read_text())
     assert record["training"]["data"]["panel"] == 128 and record["steps"] > 1000
+    assert record["training"]["task_name"] == "long" and record["training"]["data"]["zooms"] == [0.8, 1.0, 1.25]
     assert "cross_validation" in record and "command" in record
     net = load_network(path, torch.device("cpu"))
     assert sum(p.numel() for p in net.parameters()) == 1_395_650

@@ -141,6 +141,13 @@ def test_experiment_fast_is_this_projects_recipe(tmp_path):
     assert cfg.model.scheduler.T_max == cfg.trainer.max_epochs == 160 and cfg.trainer.precision == "bf16-mixed"
 
 
+def test_experiment_long_is_fast_twice_as_long_at_three_zooms(tmp_path):
+    fast, long = config(tmp_path, "experiment=fast"), config(tmp_path, "experiment=long")
+    assert list(long.data.zooms) == [0.8, 1.0, 1.25] and list(fast.data.zooms) == [1.0]
+    assert long.model.scheduler.T_max == long.trainer.max_epochs == 2 * fast.trainer.max_epochs
+    assert long.task_name == "long" and long.data.panel == fast.data.panel and long.model.class_weights == fast.model.class_weights
+
+
 def test_ddp_on_two_cpu_processes_gives_each_rank_its_own_crops(page_folder, tmp_path):
     result = run_train(
         *SMALL[:3], f"data.root={page_folder}", "data.val_pages=[b.jpg]", f"paths.log_dir={tmp_path}",

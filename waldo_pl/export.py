@@ -1,7 +1,7 @@
 """Make a small model file from a train.py checkpoint: the network's weights in half precision, its config
 and a record of how it was made (also written beside it as .json).
 
-    waldo-export outputs/fast/<run>/checkpoints/last.ckpt waldo_pl/weights/fast.pt [--record notes.json]
+    waldo-export outputs/long/<run>/checkpoints/last.ckpt waldo_pl/weights/waldo.pt [--record notes.json]
 
 predict.py reads such a file through ckpt= like a checkpoint; the package bundles one as its default model.
 """
@@ -18,7 +18,7 @@ import torch
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically, write_text_atomically
 
-BUNDLED = "fast.pt"
+BUNDLED = "waldo.pt"
 
 
 def bundled_model() -> Path:
