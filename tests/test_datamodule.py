@@ -36,6 +36,19 @@ def test_bad_split_settings_are_errors(page_folder):
         split_pages(pages, None, 1.0, 0)
 
 
+def test_split_seed_keeps_the_split_while_seed_changes_the_crops(page_folder):
+    def held_out_and_first_batch(**seeds):
+        dm = WaldoDataModule(root=str(page_folder), panel=64, batch_size=2, steps_per_epoch=1, val_fraction=0.34, **seeds)
+        dm.setup("fit")
+        return [p.name for p in dm.val_pages], list(dm.train_dataloader())[0][0]
+
+    splits = {seed: held_out_and_first_batch(seed=seed) for seed in range(6)}
+    assert len({tuple(names) for names, _ in splits.values()}) > 1  # seed alone moves the split
+    fixed = [held_out_and_first_batch(seed=seed, split_seed=0) for seed in range(6)]
+    assert all(names == splits[0][0] for names, _ in fixed)
+    assert not torch.equal(fixed[0][1], fixed[1][1])  # while the crops still follow seed
+
+
 def test_state_dict_carries_the_epoch_count(page_folder):
     dm = WaldoDataModule(root=str(page_folder), panel=64, batch_size=2, steps_per_epoch=1, val_fraction=0)
     dm.setup("fit")

@@ -86,6 +86,7 @@ class WaldoDataModule(L.LightningDataModule):
         colour_jitter: float = 0.0,
         num_workers: int = 0,
         seed: int = 0,
+        split_seed: int | None = None,
     ):
         super().__init__()
         if batch_size < 1 or steps_per_epoch < 1:
@@ -113,7 +114,8 @@ class WaldoDataModule(L.LightningDataModule):
         pages = load_pages(root)
         hp = self.hparams
         self.train_pages, self.val_pages = split_pages(
-            pages, hp.val_pages, hp.val_fraction, hp.seed, hp.folds, hp.fold, hp.always_train
+            pages, hp.val_pages, hp.val_fraction, hp.seed if hp.split_seed is None else hp.split_seed,
+            hp.folds, hp.fold, hp.always_train,
         )
         log.info(
             "%d training pages, %d validation pages (%s)",
