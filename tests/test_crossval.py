@@ -2,9 +2,11 @@
 
 import json
 
+import pytest
 from omegaconf import OmegaConf
 
 from waldo_pl.crossval import fold_table
+from waldo_pl.errors import UserError
 
 
 def fake_run(folder, fold, seed, hits):
@@ -32,3 +34,12 @@ def test_one_seed_has_no_seed_rows_and_a_run_without_hydra_config_is_marked(tmp_
     lines = fold_table(tmp_path).splitlines()
     assert lines[2] == "| b | ? | ? | q.jpg (miss) | 0/1 = 0% | 0/1 = 0% | 9 | 1 | ? |"
     assert len(lines) == 4 and lines[-1].startswith("| **all** | | | 1 pages | **0/1 = 0%**")
+
+
+def test_rescoring_a_run_without_saved_config_asks_for_the_pages(tmp_path):
+    fake_run(tmp_path / "r", 0, 0, [True])
+    (tmp_path / "r" / ".hydra" / "config.yaml").unlink()
+    (tmp_path / "r" / "checkpoints").mkdir()
+    (tmp_path / "r" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(UserError, match="no .hydra/config.yaml to read data.root from; give the pages with --data"):
+        fold_table(tmp_path, scales=[1.0])

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from waldo_pl.data.formats import load_pages
@@ -35,10 +35,10 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     by_seed: dict[str, list] = {}
     pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
     for path in runs:
-        record = json.loads(path.read_text())
+        record, cfg = json.loads(path.read_text()), run_config(path.parent)
         rescore = scales is not None or flip
-        pages = rescored_pages(path.parent, record, scales or [1.0], flip, data_root, pages_at) if rescore else record["pages"]
-        fold, seed = fold_and_seed(path.parent)
+        pages = rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at) if rescore else record["pages"]
+        fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
         distances = sorted(p["distance"] for p in pages)
         names = ", ".join(f"{p['page']}{'' if p['hit'] else ' (miss)'}" for p in pages)
@@ -58,22 +58,31 @@ def hit_rates(pages: list[dict], bold: bool = False) -> str:
     return f"{f'**{hit}**' if bold else hit} | {top5}/{n} = {top5 / n:.0%}"
 
 
-def fold_and_seed(run: Path) -> tuple[str, str]:
-    """The run's data.fold and seed, from the config Hydra saved beside it ('?' when there is none)."""
+def run_config(run: Path) -> DictConfig | None:
+    """The config Hydra saved beside the run, or None when there is none."""
     try:
-        cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
-        return str(cfg.data.fold if cfg.data.get("folds") else "-"), str(cfg.seed)
+        return OmegaConf.load(run / ".hydra" / "config.yaml")
     except (OSError, OmegaConfBaseException):
+        return None
+
+
+def fold_and_seed(cfg: DictConfig | None) -> tuple[str, str]:
+    """The run's data.fold ('-' without folds) and seed; '?' for both without a saved config."""
+    if cfg is None or "data" not in cfg or "seed" not in cfg:
         return "?", "?"
+    return str(cfg.data.fold if cfg.data.get("folds") else "-"), str(cfg.seed)
 
 
-def rescored_pages(run: Path, record: dict, scales: list[float], flip: bool, data_root: Path | None, pages_at: dict) -> list[dict]:
+def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list[float], flip: bool,
+                   data_root: Path | None, pages_at: dict) -> list[dict]:
     """The run's held-out pages searched again by its last checkpoint at `scales` (and mirrored, with `flip`)."""
     ckpt = run / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise UserError(f"{ckpt}: missing; --scales and --flip need each run's last checkpoint")
     if data_root is None:
-        data_root = Path(OmegaConf.load(run / ".hydra" / "config.yaml").data.root)
+        if cfg is None:
+            raise UserError(f"{run}: no .hydra/config.yaml to read data.root from; give the pages with --data")
+        data_root = Path(cfg.data.root)
     if not data_root.is_dir():
         raise UserError(f"{data_root}: no such folder (the run's data.root); give the pages with --data")
     held_out = {p["page"] for p in record["pages"]}

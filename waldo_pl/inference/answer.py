@@ -8,6 +8,7 @@ import numpy as np
 from scipy.special import logit
 from skimage.segmentation import flood
 
+from waldo_pl.errors import UserError
 from waldo_pl.inference.heatmap import probability
 
 
@@ -29,6 +30,12 @@ def region_box(heatmap: np.ndarray, y: int, x: int, level: float) -> tuple[int, 
     region = flood((heatmap >= level).view(np.uint8), (y, x), connectivity=2)
     rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def check_threshold(setting: str, threshold: float) -> None:
+    """A box threshold is a probability: an impossible one would make a box of the whole page, or none."""
+    if not 0 < threshold < 1:
+        raise UserError(f"{setting}={threshold}: must be a probability between 0 and 1, e.g. 0.8")
 
 
 def find_spots(log_odds: np.ndarray, threshold: float = 0.8, count: int = 5, min_distance: int = 32) -> list[Spot]:

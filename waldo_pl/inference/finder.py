@@ -27,7 +27,7 @@ from waldo_pl.data.page import read_image
 from waldo_pl.errors import UserError
 from waldo_pl.export import bundled_model
 from waldo_pl.files import write_atomically, write_text_atomically
-from waldo_pl.inference.answer import Spot, find_spots, page_outcome
+from waldo_pl.inference.answer import Spot, check_threshold, find_spots, page_outcome
 from waldo_pl.inference.heatmap import MULTIPLE, heatmap_at_scales
 from waldo_pl.inference.pictures import colour_heatmap, result_picture
 from waldo_pl.models.seed_net import SeedNet
@@ -126,8 +126,7 @@ class Finder:
     bf16: bool = False
 
     def __post_init__(self):
-        if not 0 < self.threshold < 1:
-            raise UserError(f"threshold={self.threshold}: must be a probability between 0 and 1, e.g. 0.8")
+        check_threshold("threshold", self.threshold)
         if self.candidates < 0:
             raise UserError(f"candidates={self.candidates}: must be 0 or more")
 

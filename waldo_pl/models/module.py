@@ -15,7 +15,7 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 
 from waldo_pl.data.page import boxes_to_mask
 from waldo_pl.errors import UserError
-from waldo_pl.inference.answer import find_spots, page_outcome
+from waldo_pl.inference.answer import check_threshold, find_spots, page_outcome
 from waldo_pl.inference.heatmap import page_logits, waldo_log_odds, waldo_probability
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ class WaldoSegmenter(L.LightningModule):
             raise UserError(f"model.class_weights={class_weights}: use auto or two numbers, e.g. [1, 20]")
         if not isinstance(class_weights, str) and (len(class_weights) != 2 or min(class_weights) <= 0):
             raise UserError(f"model.class_weights={list(class_weights)}: needs two positive numbers (background, Waldo)")
-        if not 0 < threshold < 1:
-            raise UserError(f"model.threshold={threshold}: must be a probability between 0 and 1, e.g. 0.8")
+        check_threshold("model.threshold", threshold)
         if waldo_pixels_per_crop is not None and waldo_pixels_per_crop <= 0:
             raise UserError(f"model.waldo_pixels_per_crop={waldo_pixels_per_crop}: must be positive, or null to leave it off")
         self.register_buffer("class_weights", torch.tensor([1.0, 1.0] if isinstance(class_weights, str) else class_weights))
