@@ -16,14 +16,13 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from waldo_pl.data.formats import load_pages
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.inference.answer import page_outcome
-from waldo_pl.inference.finder import Finder, load_network, use_bf16
+from waldo_pl.inference.finder import Finder, choose_device, load_network, use_bf16
 
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False) -> str:
@@ -86,7 +85,7 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
     if not data_root.is_dir():
         raise UserError(f"{data_root}: no such folder (the run's data.root); give the pages with --data")
     held_out = {p["page"] for p in record["pages"]}
-    device = torch.device("cpu")
+    device = choose_device("auto")  # as predict.py: the GPU when there is one
     finder = Finder(load_network(ckpt, device), scales=tuple(scales), flip=flip, bf16=use_bf16("auto", device))
     results = []
     if data_root not in pages_at:
