@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,14 +89,16 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     before = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False).validate(
         instantiate(cfg.model), datamodule=instantiate(cfg.data), verbose=False
     )[0]
+    start = time.perf_counter()
     metrics = train(cfg)
+    wall = time.perf_counter() - start
     assert metrics["val/loss"] < 0.5 * before["val/loss"]
     assert metrics["val/hit_rate"] == 1.0 > before["val/hit_rate"]
     assert metrics["val/distance"] < before["val/distance"]
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [p["page"] for p in record["pages"]] == ["p6.png", "p7.png"] and all(p["hit"] for p in record["pages"])
     table = fold_table(tmp_path)
-    assert "2/2" in table.splitlines()[-1] and 0 < record["fit_seconds"] < 300
+    assert "2/2" in table.splitlines()[-1] and 0 < record["fit_seconds"] < wall  # the fit alone, not setup
     assert f"{record['fit_seconds'] / 60:.1f} min" in table.splitlines()[2]
     # the last checkpoint searches the held-out pages again, as predict.py would, and finds the same
     assert fold_table(tmp_path, scales=[1.0], data_root=learnable_pages).splitlines()[2:] == table.splitlines()[2:]
@@ -141,9 +144,9 @@ def test_experiment_fast_is_this_projects_recipe(tmp_path):
     assert cfg.model.scheduler.T_max == cfg.trainer.max_epochs == 160 and cfg.trainer.precision == "bf16-mixed"
 
 
-def test_experiment_long_is_fast_twice_as_long_at_three_zooms(tmp_path):
+def test_experiment_long_is_fast_twice_as_long_at_four_zooms(tmp_path):
     fast, long = config(tmp_path, "experiment=fast"), config(tmp_path, "experiment=long")
-    assert list(long.data.zooms) == [0.8, 1.0, 1.25] and list(fast.data.zooms) == [1.0]
+    assert list(long.data.zooms) == [0.8, 1.0, 1.25, 1.6] and list(fast.data.zooms) == [1.0]
     assert long.model.scheduler.T_max == long.trainer.max_epochs == 2 * fast.trainer.max_epochs
     assert long.task_name == "long" and long.data.panel == fast.data.panel and long.model.class_weights == fast.model.class_weights
 

@@ -143,9 +143,9 @@ class Finder:
         page = read_image(image)
         heat, spots = self.find(page)
         answer = PageAnswer(image, page.shape[1], page.shape[0], spots, 0.0)
-        answer.seconds = time.perf_counter() - start
         save_png(out_dir / f"{stem}_heatmap.png", colour_heatmap(heat))
         save_png(out_dir / f"{stem}_result.png", result_picture(page, spots[0]))
+        answer.seconds = time.perf_counter() - start  # the page's whole cost: reading, search, pictures
         write_text_atomically(out_dir / f"{stem}.json", json.dumps(answer.as_dict(), indent=2) + "\n")
         return answer
 
