@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import draw_page, shared_pages_or_skip
+from waldo_pl.cli import CONF_DIR
 from waldo_pl.data.formats import read_labels
 from waldo_pl.export import bundled_model, export
 from waldo_pl.inference.answer import distance_to_boxes
@@ -19,12 +22,17 @@ from waldo_pl.inference.finder import Finder, load_network
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_bundled_model_is_small_and_says_how_it_was_made():
+def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
     path = bundled_model()
     assert path.is_file() and path.stat().st_size < 4_000_000
     record = json.loads(path.with_suffix(".json").read_text())
-    assert record["training"]["data"]["panel"] == 128 and record["steps"] > 1000
-    assert record["training"]["task_name"] == "long" and record["training"]["data"]["zooms"] == [0.8, 1.0, 1.25]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        recipe = OmegaConf.to_container(compose("train", overrides=["experiment=long"]).data, resolve=True)
+    trained = record["training"]
+    assert trained["task_name"] == "long" and trained["seed"] == 0
+    assert {k: trained["data"].get(k) for k in recipe if k not in ("root", "val_fraction")} == \
+        {k: v for k, v in recipe.items() if k not in ("root", "val_fraction")}
+    assert record["steps"] == trained["trainer"]["max_epochs"] * trained["data"]["steps_per_epoch"]
     assert "cross_validation" in record and "command" in record
     net = load_network(path, torch.device("cpu"))
     assert sum(p.numel() for p in net.parameters()) == 1_395_650
