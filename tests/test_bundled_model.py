@@ -27,11 +27,14 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
     assert path.is_file() and path.stat().st_size < 4_000_000
     record = json.loads(path.with_suffix(".json").read_text())
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        recipe = OmegaConf.to_container(compose("train", overrides=["experiment=long"]).data, resolve=True)
+        cfg = compose("train", overrides=["experiment=long"])
+    recipe = {part: OmegaConf.to_container(cfg[part], resolve=True) for part in ("data", "model")}
     trained = record["training"]
     assert trained["task_name"] == "long" and trained["seed"] == 0
-    assert {k: trained["data"].get(k) for k in recipe if k not in ("root", "val_fraction")} == \
-        {k: v for k, v in recipe.items() if k not in ("root", "val_fraction")}
+    assert {k: trained["data"].get(k) for k in recipe["data"] if k not in ("root", "val_fraction")} == \
+        {k: v for k, v in recipe["data"].items() if k not in ("root", "val_fraction")}
+    assert trained["model"] == recipe["model"]
+    assert all(trained["trainer"].get(k) == cfg.trainer[k] for k in ("max_epochs", "precision", "gradient_clip_val"))
     assert record["steps"] == trained["trainer"]["max_epochs"] * trained["data"]["steps_per_epoch"]
     assert "cross_validation" in record and "command" in record
     net = load_network(path, torch.device("cpu"))

@@ -5,9 +5,9 @@
 seed draws the folds too, so a sweep over seed=0,1,2 as well is three cross-validations: the table pools
 each seed on a row of its own, then all of them.
 
-With --scales or --flip, each run's last checkpoint searches its held-out pages again, the way predict.py
-does with scales=[...] and flip=true, so test-time settings are measured through the same folds without
-training again.
+With --scales or --flip, each run's last checkpoint searches its held-out pages again (on the GPU when
+there is one), the way predict.py does with scales=[...] and flip=true, so test-time settings are
+measured through the same folds without training again.
 """
 
 from __future__ import annotations
