@@ -16,7 +16,10 @@ def main(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg, "img"):
         raise UserError("img= is required: give a page, a folder of pages or a glob")
     settings = OmegaConf.to_container(cfg, resolve=True)
-    settings["scales"] = tuple(float(s) for s in settings["scales"])
+    try:
+        settings["scales"] = tuple(float(s) for s in settings["scales"])
+    except (TypeError, ValueError):
+        raise UserError(f"scales={settings['scales']}: give a list of sizes, e.g. scales='[1.0,1.25]'") from None
     if not isinstance(settings["flip"], bool):
         raise UserError(f"flip={settings['flip']}: give true or false")
     predict(**settings)

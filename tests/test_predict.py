@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch import nn
 
 from conftest import draw_page, write_csv
 from waldo_pl.data.formats import read_labels
+from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.finder import Finder, PageAnswer, score
 from waldo_pl.inference.heatmap import heatmap, heatmap_at_scales
@@ -200,6 +202,8 @@ def different_architecture(tmp_path):
         (lambda t, c: [f"ckpt={c}"], "img= is required"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "flip=maybe"], "flip=maybe: give true or false"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "threshold=80"], "threshold=80: must be a probability"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[0]"], "scales=[0.0]: give one or more positive"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[big]"], "scales=['big']: give a list of sizes"),
     ],
 )
 def test_predict_py_fails_in_one_line_with_exit_2(trained_checkpoint, tmp_path, make_args, message):
@@ -212,6 +216,19 @@ def test_predict_py_fails_in_one_line_with_exit_2(trained_checkpoint, tmp_path, 
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
     assert not list((tmp_path / "out").glob("*.json")) if (tmp_path / "out").exists() else True
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("scales", (), "scales=[]: give one or more positive sizes"),
+    ("scales", (1.0, -2.0), "scales=[1.0, -2.0]"),
+    ("tile", 100, "tile=100: must be a multiple of 16"),
+    ("tile", 1000, "tile=1000: must be a multiple of 16"),
+    ("batch_size", 0, "batch_size=0: must be 1 or more"),
+    ("max_whole_pixels", -1, "max_whole_pixels=-1"),
+])
+def test_a_finder_refuses_a_setting_it_cannot_search_with(setting, value, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        Finder(RedFinder(), **{setting: value})
 
 
 def test_a_huge_page_runs_in_tiles_within_4_gb(tmp_path):
