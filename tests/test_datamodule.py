@@ -36,6 +36,12 @@ def test_bad_split_settings_are_errors(page_folder):
         split_pages(pages, None, 1.0, 0)
 
 
+@pytest.mark.parametrize("setting, value", [("batch_size", 0), ("steps_per_epoch", 0), ("num_workers", -1)])
+def test_bad_loader_settings_are_errors_naming_the_setting(page_folder, setting, value):
+    with pytest.raises(UserError, match=f"data.{setting}={value}"):
+        WaldoDataModule(root=str(page_folder), **{setting: value})
+
+
 def test_split_seed_keeps_the_split_while_seed_changes_the_crops(page_folder):
     def held_out_and_first_batch(**seeds):
         dm = WaldoDataModule(root=str(page_folder), panel=64, batch_size=2, steps_per_epoch=1, val_fraction=0.34, **seeds)

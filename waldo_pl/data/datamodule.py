@@ -91,6 +91,8 @@ class WaldoDataModule(L.LightningDataModule):
         super().__init__()
         if batch_size < 1 or steps_per_epoch < 1:
             raise UserError(f"data.batch_size={batch_size}, data.steps_per_epoch={steps_per_epoch}: both must be at least 1")
+        if num_workers < 0:
+            raise UserError(f"data.num_workers={num_workers}: must be 0 (crops made in the training process) or more")
         if root is not None and not Path(root).is_dir():
             raise UserError(f"data.root={root}: no such folder; point data.root at a folder of labelled pages")
         # plain lists, not Hydra ListConfigs, so that the checkpoint loads with weights_only
