@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import draw_page, shared_pages_or_skip
 from waldo_pl.cli import CONF_DIR
 from waldo_pl.data.formats import read_labels
+from waldo_pl.errors import UserError
 from waldo_pl.export import bundled_model, export
 from waldo_pl.inference.answer import distance_to_boxes
 from waldo_pl.inference.finder import Finder, load_network
@@ -69,3 +70,21 @@ def test_export_makes_a_half_precision_file_that_predicts_like_the_checkpoint(tr
     with torch.no_grad():
         assert torch.allclose(full(x).softmax(1), small(x).softmax(1), atol=2e-2)
     assert out.stat().st_size < trained_checkpoint.stat().st_size / 3
+
+
+@pytest.mark.parametrize("content, message", [(None, "cannot be read"), ("{bad", "not JSON"), ("[1, 2]", "holds a list")])
+def test_waldo_export_refuses_a_bad_record_in_one_line_and_writes_nothing(trained_checkpoint, tmp_path, content, message):
+    record = tmp_path / "record.json"
+    if content is not None:
+        record.write_text(content)
+    result = subprocess.run([sys.executable, "-m", "waldo_pl.export", str(trained_checkpoint), str(tmp_path / "out.pt"),
+                             "--record", str(record)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: --record {record}: {message}")
+    assert not (tmp_path / "out.pt").exists() and not (tmp_path / "out.json").exists()
+
+
+def test_export_names_a_missing_checkpoint(tmp_path):
+    with pytest.raises(UserError, match="no such checkpoint"):
+        export(tmp_path / "nope.ckpt", tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()

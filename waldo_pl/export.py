@@ -26,6 +26,8 @@ def bundled_model() -> Path:
 
 
 def export(ckpt: Path, out: Path, record: dict | None = None) -> Path:
+    if not Path(ckpt).is_file():
+        raise UserError(f"{ckpt}: no such checkpoint; give the last.ckpt (or another .ckpt) of a train.py run")
     try:
         checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
         state, config = checkpoint["state_dict"], checkpoint["config"]
@@ -50,8 +52,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--record", type=Path, help="a JSON file of facts to keep with the weights (data, figures)")
     args = parser.parse_args(argv)
-    record = json.loads(args.record.read_text()) if args.record else None
+    record = read_record(args.record) if args.record else None
     print(export(args.ckpt, args.out, record))
+
+
+def read_record(path: Path) -> dict:
+    """The facts given with --record: a JSON object, read before anything is written."""
+    try:
+        record = json.loads(path.read_text())
+    except OSError as err:
+        raise UserError(f"--record {path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"--record {path}: not JSON ({err.msg}, line {err.lineno}); give a JSON object of facts") from None
+    if not isinstance(record, dict):
+        raise UserError(f"--record {path}: holds a {type(record).__name__}; give a JSON object of facts")
+    return record
 
 
 if __name__ == "__main__":
