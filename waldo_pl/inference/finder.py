@@ -28,7 +28,7 @@ from waldo_pl.errors import UserError
 from waldo_pl.export import bundled_model
 from waldo_pl.files import write_atomically, write_text_atomically
 from waldo_pl.inference.answer import Spot, check_threshold, find_spots, page_outcome
-from waldo_pl.inference.heatmap import MARGIN, MULTIPLE, heatmap_at_scales
+from waldo_pl.inference.heatmap import MULTIPLE, check_scales, check_tile, heatmap_at_scales
 from waldo_pl.inference.pictures import colour_heatmap, result_picture
 from waldo_pl.models.seed_net import SeedNet
 
@@ -129,10 +129,11 @@ class Finder:
         check_threshold("threshold", self.threshold)
         if self.candidates < 0:
             raise UserError(f"candidates={self.candidates}: must be 0 or more")
-        if not self.scales or min(self.scales) <= 0:
-            raise UserError(f"scales={list(self.scales)}: give one or more positive sizes, e.g. [1.0, 1.25]")
-        if self.tile % MULTIPLE or self.tile <= 3 * MARGIN:
-            raise UserError(f"tile={self.tile}: must be a multiple of {MULTIPLE} above {3 * MARGIN}, e.g. 1024")
+        try:  # the search's own checks, said as settings
+            check_scales(self.scales)
+            check_tile(self.tile)
+        except ValueError as err:
+            raise UserError(str(err)) from None
         if self.batch_size < 1:
             raise UserError(f"batch_size={self.batch_size}: must be 1 or more")
         if self.max_whole_pixels < 0:

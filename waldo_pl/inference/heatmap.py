@@ -81,6 +81,17 @@ def _to_tensor(page: np.ndarray, device: torch.device) -> torch.Tensor:
     return pixels.permute(2, 0, 1)[None].float().div_(255).contiguous(memory_format=torch.channels_last)
 
 
+def check_tile(tile: int) -> None:
+    """Tiles start on the 16-px grid and must keep something beyond their three blended margins."""
+    if tile % MULTIPLE or tile <= 3 * MARGIN:
+        raise ValueError(f"tile={tile}: must be a multiple of {MULTIPLE} above {3 * MARGIN}, e.g. 1024")
+
+
+def check_scales(scales) -> None:
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"scales={list(scales)}: give one or more positive sizes, e.g. [1.0, 1.25]")
+
+
 @torch.inference_mode()
 def heatmap(
     net: nn.Module,
@@ -91,8 +102,7 @@ def heatmap(
     bf16: bool = False,
 ) -> np.ndarray:
     """Waldo log-odds (H, W) float32 for an RGB uint8 page (H, W, 3); tiles when the page is over `max_whole_pixels`."""
-    if tile % MULTIPLE or tile <= 3 * MARGIN:
-        raise ValueError(f"tile must be a multiple of {MULTIPLE} above {3 * MARGIN}, got {tile}")
+    check_tile(tile)
     device = next(net.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     h, w = page.shape[:2]
@@ -145,11 +155,10 @@ def mirrored_heatmap(net: nn.Module, page: np.ndarray, flip: bool = False, **kwa
 def heatmap_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), flip: bool = False, **kwargs) -> np.ndarray:
     """The page searched at each scale (and mirrored, with `flip`); per pixel the best (highest) log-odds
     over the scales, in the page's own pixels."""
+    check_scales(scales)
     h, w = page.shape[:2]
     best = None
     for scale in scales:
-        if scale <= 0:
-            raise ValueError(f"scales must be positive, got {scale}")
         if scale == 1.0:
             heat = mirrored_heatmap(net, page, flip, **kwargs)
         else:
