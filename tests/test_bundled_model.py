@@ -18,7 +18,9 @@ from waldo_pl.data.formats import read_labels
 from waldo_pl.errors import UserError
 from waldo_pl.export import bundled_model, export
 from waldo_pl.inference.answer import distance_to_boxes
-from waldo_pl.inference.finder import Finder, load_network
+from waldo_pl.inference.predict import answer_page
+from waldo_pl.inference.search import SearchSettings
+from waldo_pl.models.checkpoint import load_network
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,8 +47,8 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
 def test_the_bundled_model_finds_waldo_on_a_real_page():
     root = shared_pages_or_skip()
     boxes = read_labels(root / "annotations.csv")
-    finder = Finder(load_network(bundled_model(), torch.device("cpu")), bf16=False)
-    answer = finder.answer(root / "images" / "25.jpg", Path(os.environ.get("TMPDIR", "/tmp")), "bundled_25")
+    net = load_network(bundled_model(), torch.device("cpu"))
+    answer = answer_page(net, root / "images" / "25.jpg", SearchSettings(), Path(os.environ.get("TMPDIR", "/tmp")), "bundled_25")
     best = answer.spots[0]
     assert distance_to_boxes(best.x, best.y, boxes["25.jpg"]) == 0 and best.confidence > 0.8
 

@@ -6,7 +6,7 @@ import pytest
 from waldo_pl.data.crops import CropStream
 from waldo_pl.data.datamodule import WaldoDataModule
 from waldo_pl.data.page import Page
-from waldo_pl.mining import window_peaks
+from waldo_pl.callbacks.mining import window_peaks
 
 PANEL = 64
 LOOK_ALIKE = (180, 180, 200, 200)  # x1, y1, x2, y2

@@ -3,21 +3,21 @@ import torch
 import torch.nn.functional as F
 
 from waldo_pl.models.module import WaldoSegmenter, balanced_class_weights
-from waldo_pl.models.seed_net import SeedNet
+from waldo_pl.models.tutorial_net import TutorialNet
 from waldo_pl.errors import UserError
 
 
-def test_seed_net_has_the_tutorials_size_and_shape():
-    net = SeedNet()
+def test_tutorial_net_has_the_tutorials_size_and_shape():
+    net = TutorialNet()
     assert sum(p.numel() for p in net.parameters()) == 1_395_650
     assert net(torch.rand(2, 3, 48, 80)).shape == (2, 2, 48, 80)
     with pytest.raises(ValueError, match="multiples of 16"):
         net(torch.rand(1, 3, 50, 64))
 
 
-def test_seed_net_sees_context_through_its_skips():
+def test_tutorial_net_sees_context_through_its_skips():
     # a change at one pixel reaches its neighbours but not the far corner of a large page
-    net = SeedNet().eval()
+    net = TutorialNet().eval()
     x = torch.rand(1, 3, 128, 128)
     y = x.clone()
     y[..., 64, 64] = 1 - y[..., 64, 64]
@@ -37,7 +37,7 @@ def test_the_loss_weighs_waldo_pixels_by_the_configured_weights():
     logits = torch.randn(1, 2, 4, 4)
     target = torch.zeros(1, 4, 4, dtype=torch.long)
     target[0, 0, 0] = 1
-    module = WaldoSegmenter(SeedNet(), optimizer=torch.optim.Adam, class_weights=[1.0, 20.0])
+    module = WaldoSegmenter(TutorialNet(), optimizer=torch.optim.Adam, class_weights=[1.0, 20.0])
     per_pixel = F.cross_entropy(logits, target, reduction="none")
     weights = torch.where(target == 1, 20.0, 1.0)
     assert module.loss(logits, target) == pytest.approx(float((per_pixel * weights).sum() / weights.sum()))
@@ -46,7 +46,7 @@ def test_the_loss_weighs_waldo_pixels_by_the_configured_weights():
 @pytest.mark.parametrize("weights", ["balanced", [1.0], [1.0, -2.0]])
 def test_bad_class_weights_are_one_line_errors(weights):
     with pytest.raises(UserError, match="model.class_weights"):
-        WaldoSegmenter(SeedNet(), optimizer=torch.optim.Adam, class_weights=weights)
+        WaldoSegmenter(TutorialNet(), optimizer=torch.optim.Adam, class_weights=weights)
 
 
 def test_waldo_pixels_per_crop_makes_a_small_waldo_count_as_much_as_a_big_one():
@@ -59,11 +59,11 @@ def test_waldo_pixels_per_crop_makes_a_small_waldo_count_as_much_as_a_big_one():
         logits = torch.zeros(2, 2, 8, 8)
         logits[:, 0] = 3.0  # confident background everywhere
         logits.requires_grad_(True)
-        WaldoSegmenter(SeedNet(), optimizer=torch.optim.Adam, class_weights=[1.0, 3.0], **settings).loss(logits, target).backward()
+        WaldoSegmenter(TutorialNet(), optimizer=torch.optim.Adam, class_weights=[1.0, 3.0], **settings).loss(logits, target).backward()
         pull = (logits.grad.abs().sum(1) * (target == 1)).sum(dim=(1, 2))
         return float(pull[0] / pull[1])
 
     assert pull_of_each_waldo() == pytest.approx(4 / 36)
     assert pull_of_each_waldo(waldo_pixels_per_crop=10) == pytest.approx(1.0)
     with pytest.raises(UserError, match="model.waldo_pixels_per_crop"):
-        WaldoSegmenter(SeedNet(), optimizer=torch.optim.Adam, waldo_pixels_per_crop=0)
+        WaldoSegmenter(TutorialNet(), optimizer=torch.optim.Adam, waldo_pixels_per_crop=0)

@@ -18,9 +18,11 @@ from conftest import draw_page, write_csv
 from waldo_pl.data.formats import read_labels
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import find_spots
-from waldo_pl.inference.finder import Finder, PageAnswer, score
-from waldo_pl.inference.heatmap import heatmap, heatmap_at_scales
-from waldo_pl.models.seed_net import SeedNet
+from waldo_pl.inference.heatmap import log_odds_at_scales, page_log_odds
+from waldo_pl.inference.predict import answer_page
+from waldo_pl.inference.report import score
+from waldo_pl.inference.search import SearchSettings
+from waldo_pl.models.tutorial_net import TutorialNet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,10 +41,10 @@ class RedFinder(nn.Module):
 
 def test_whole_page_and_tiles_agree():
     torch.manual_seed(0)
-    net = SeedNet().eval()
+    net = TutorialNet().eval()
     page = np.random.default_rng(1).integers(0, 256, (333, 517, 3), dtype=np.uint8)
-    whole = heatmap(net, page)
-    tiled = heatmap(net, page, tile=256, batch_size=3, max_whole_pixels=0)
+    whole = page_log_odds(net, page)
+    tiled = page_log_odds(net, page, tile=256, batch_size=3, max_whole_pixels=0)
     assert whole.shape == tiled.shape == (333, 517)
     assert np.abs(whole - tiled).max() < 1e-5
     # the same peak (the last 2x upsampling makes 2x2 plateaus, so compare values, and places to a pixel)
@@ -54,12 +56,12 @@ def test_whole_page_and_tiles_agree():
 @pytest.mark.parametrize("scales", [(1.0,), (0.75, 1.0)])
 def test_flip_makes_the_answer_the_same_for_a_mirrored_page(scales):
     torch.manual_seed(0)
-    net = SeedNet().eval()
+    net = TutorialNet().eval()
     page = np.random.default_rng(2).integers(0, 256, (96, 160, 3), dtype=np.uint8)
     mirror = np.ascontiguousarray(page[:, ::-1])
-    plain, plain_of_mirror = (heatmap_at_scales(net, p, scales) for p in (page, mirror))
+    plain, plain_of_mirror = (log_odds_at_scales(net, p, scales) for p in (page, mirror))
     assert np.abs(plain_of_mirror[:, ::-1] - plain).max() > 1e-3  # an untrained network sees the two differently
-    flipped, flipped_of_mirror = (heatmap_at_scales(net, p, scales, flip=True) for p in (page, mirror))
+    flipped, flipped_of_mirror = (log_odds_at_scales(net, p, scales, flip=True) for p in (page, mirror))
     assert np.abs(flipped_of_mirror[:, ::-1] - flipped).max() < 1e-5
     if scales == (1.0,):
         assert np.allclose(flipped, (plain + plain_of_mirror[:, ::-1]) / 2, atol=1e-6)
@@ -69,7 +71,7 @@ def test_flip_makes_the_answer_the_same_for_a_mirrored_page(scales):
 def test_coordinates_are_in_the_pages_own_pixels(scales):
     page = np.full((101, 203, 3), 128, np.uint8)
     page[60:80, 150:170] = [255, 0, 0]  # the only red: Waldo stands at x 150-169, y 60-79
-    heat = heatmap_at_scales(RedFinder(), page, scales, tile=256, max_whole_pixels=1 << 30)
+    heat = log_odds_at_scales(RedFinder(), page, scales, tile=256, max_whole_pixels=1 << 30)
     assert heat.shape == (101, 203)
     (spot,) = find_spots(heat, 0.8, count=1)
     assert 149 <= spot.x <= 170 and 59 <= spot.y <= 80
@@ -105,7 +107,7 @@ def test_the_answer_is_ranked_by_log_odds_where_the_probability_saturates():
 def test_finder_writes_json_and_pictures_of_the_pages_size(tmp_path):
     page = draw_page(150, 190, [(120, 30, 134, 50)])
     Image.fromarray(page).save(tmp_path / "page.png")
-    answer = Finder(RedFinder(), candidates=2).answer(tmp_path / "page.png", tmp_path, "page")
+    answer = answer_page(RedFinder(), tmp_path / "page.png", SearchSettings(candidates=2), tmp_path, "page")
     data = json.loads((tmp_path / "page.json").read_text())
     assert set(data) == {"image", "width", "height", "x", "y", "confidence", "box", "candidates"}
     assert (data["width"], data["height"]) == (190, 150) and 0 <= data["confidence"] <= 1
@@ -125,11 +127,10 @@ def test_finder_writes_json_and_pictures_of_the_pages_size(tmp_path):
 
 def test_scoring_counts_hits_top5_and_distance(tmp_path):
     rows, answers = [], []
-    finder = Finder(RedFinder(), candidates=4)
     for i, (box, labelled) in enumerate([((20, 20, 36, 40), (20, 20, 36, 40)), ((20, 20, 36, 40), (90, 60, 100, 70))]):
         Image.fromarray(draw_page(100, 120, [box], seed=i)).save(tmp_path / f"p{i}.png")
         rows.append((f"p{i}.png", 120, 100, "waldo", *labelled))
-        answers.append(finder.answer(tmp_path / f"p{i}.png", tmp_path, f"p{i}"))
+        answers.append(answer_page(RedFinder(), tmp_path / f"p{i}.png", SearchSettings(), tmp_path, f"p{i}"))
     write_csv(tmp_path / "labels.csv", rows)
     report, totals = score(answers, read_labels(tmp_path / "labels.csv"))
     assert [r["hit"] for r in report] == [1, 0] and report[0]["distance"] == 0 and report[1]["distance"] > 20
@@ -186,7 +187,7 @@ def test_predict_py_takes_a_glob(trained_checkpoint, tmp_path):
 def different_architecture(tmp_path):
     path = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"net.conv.weight": torch.zeros(4, 3, 3, 3)},
-                "config": {"model": {"net": {"_target_": "waldo_pl.models.seed_net.SeedNet"}}}}, path)
+                "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}}}, path)
     return path
 
 
@@ -200,10 +201,10 @@ def different_architecture(tmp_path):
         (lambda t, c: [f"img={t / 'bad.jpg'}", f"ckpt={c}"], "no page could be read"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "accelerator=gpu"], "no CUDA GPU"),
         (lambda t, c: [f"ckpt={c}"], "img= is required"),
-        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "flip=maybe"], "flip=maybe: give true or false"),
-        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "threshold=80"], "threshold=80: must be a probability"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "flip=maybe"], "flip=maybe: Value 'maybe' is not a valid bool"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "threshold=80"], "threshold=80.0: must be a probability"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[0]"], "scales=[0.0]: give one or more positive"),
-        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[big]"], "scales=['big']: give a list of sizes"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[big]"], "scales=[big]: Value 'big' of type 'str' could not be converted to Float"),
     ],
 )
 def test_predict_py_fails_in_one_line_with_exit_2(trained_checkpoint, tmp_path, make_args, message):
@@ -226,9 +227,9 @@ def test_predict_py_fails_in_one_line_with_exit_2(trained_checkpoint, tmp_path, 
     ("batch_size", 0, "batch_size=0: must be 1 or more"),
     ("max_whole_pixels", -1, "max_whole_pixels=-1"),
 ])
-def test_a_finder_refuses_a_setting_it_cannot_search_with(setting, value, message):
+def test_the_search_refuses_a_setting_it_cannot_search_with(setting, value, message):
     with pytest.raises(UserError, match=re.escape(message)):
-        Finder(RedFinder(), **{setting: value})
+        SearchSettings(**{setting: value})
 
 
 def test_a_huge_page_runs_in_tiles_within_4_gb(tmp_path):
@@ -237,13 +238,14 @@ import resource, sys
 import numpy as np
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_predict import RedFinder
-from waldo_pl.inference.finder import Finder
+from waldo_pl.inference.predict import answer_page
+from waldo_pl.inference.search import SearchSettings
 from PIL import Image
 page = np.full((10000, 10000, 3), 128, np.uint8)
 page[7000:7040, 3000:3030] = [255, 0, 0]
 Image.fromarray(page).save({str(tmp_path / 'huge.png')!r}, compress_level=1)
 del page
-answer = Finder(RedFinder(), tile=2048, batch_size=2).answer(__import__('pathlib').Path({str(tmp_path / 'huge.png')!r}), __import__('pathlib').Path({str(tmp_path)!r}), 'huge')
+answer = answer_page(RedFinder(), __import__('pathlib').Path({str(tmp_path / 'huge.png')!r}), SearchSettings(tile=2048, batch_size=2), __import__('pathlib').Path({str(tmp_path)!r}), 'huge')
 print(answer.spots[0].x, answer.spots[0].y, answer.spots[0].box)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

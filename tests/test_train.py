@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from conftest import draw_page, write_csv
-from waldo_pl.cli import CONF_DIR, check_overrides
+from waldo_pl.cli import CONF_DIR
 from waldo_pl.crossval import fold_table
 from waldo_pl.errors import UserError
 from waldo_pl.training import train
@@ -86,7 +86,7 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
 
     # the weights that training starts from (seed 2: untrained, they miss both validation Waldos)
     L.seed_everything(cfg.seed)
-    before = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False).validate(
+    before = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[instantiate(cfg.callbacks.page_validation)]).validate(
         instantiate(cfg.model), datamodule=instantiate(cfg.data), verbose=False
     )[0]
     start = time.perf_counter()
@@ -132,8 +132,8 @@ def test_every_option_of_every_group_composes(group, tmp_path):
         assert cfg.model.scheduler._target_.startswith("torch.optim.lr_scheduler.")
 
 
-def test_experiment_seed_is_the_tutorials_run(tmp_path):
-    cfg = config(tmp_path, "experiment=seed")
+def test_experiment_tutorial_is_the_tutorials_run(tmp_path):
+    cfg = config(tmp_path, "experiment=tutorial")
     assert (cfg.data.batch_size, cfg.data.steps_per_epoch, cfg.data.prop, cfg.trainer.max_epochs) == (6, 6, 0.34, 500)
     assert cfg.model.optimizer.lr == 1e-3 and cfg.model.scheduler.patience == 100
 
@@ -174,7 +174,7 @@ def test_ddp_on_two_cpu_processes_gives_each_rank_its_own_crops(page_folder, tmp
         (["data.root=/no/such/folder"], "data.root=/no/such/folder: no such folder"),
         (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such checkpoint"),
         (["data.prop=2"], "data.prop=2"),
-        (["model.threshold=80"], "model.threshold=80: must be a probability"),
+        (["callbacks.page_validation.threshold=80"], "threshold=80: must be a probability"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(page_folder, tmp_path, args, message):
@@ -187,16 +187,25 @@ def test_bad_settings_are_one_line_and_exit_2(page_folder, tmp_path, args, messa
     assert "Traceback" not in result.stderr
 
 
-def test_hydras_own_flags_and_their_values_are_not_read_as_overrides(capsys):
-    check_overrides("train", ["--cfg", "job", "-p", "model", "experiment=fast", "--info", "defaults"])
-    with pytest.raises(SystemExit) as exit_info:
-        check_overrides("train", ["--cfg", "job", "trainer=nope"])
-    assert exit_info.value.code == 2 and "trainer/nope" in capsys.readouterr().err
+def test_hydras_own_flags_work_and_a_bad_option_among_them_is_one_line():
+    shown = run_train("--cfg", "job", "-p", "model", "experiment=fast")
+    assert shown.returncode == 0 and "class_weights:" in shown.stdout and "- 1\n" in shown.stdout
+    bad = run_train("--cfg", "job", "trainer=nope")
+    assert bad.returncode == 2 and "trainer/nope" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_a_sweep_is_checked_value_by_value_before_any_job_starts(tmp_path, capsys):
-    check_overrides("train", ["-m", "data=waldo_folds", "data.fold=0,1,2,3,4", "experiment=seed,fast"])
-    with pytest.raises(SystemExit) as exit_info:
-        check_overrides("train", ["--multirun", "data.fold=0,1", "model=seed,nope"])
-    assert exit_info.value.code == 2
-    assert "Could not find 'model/nope'" in capsys.readouterr().err
+def test_config_dir_and_searchpath_compose_as_plain_hydra_does(tmp_path):
+    added = tmp_path / "added"
+    (added / "experiment").mkdir(parents=True)
+    (added / "experiment" / "cd.yaml").write_text("# @package _global_\nseed: 41\n")
+    own = run_train("-cd", str(added), "experiment=cd", "--cfg", "job")
+    assert own.returncode == 0, own.stderr[-2000:]
+    assert "\nseed: 41\n" in own.stdout
+    extra = tmp_path / "extra"
+    (extra / "experiment").mkdir(parents=True)
+    (extra / "experiment" / "mine.yaml").write_text("# @package _global_\ntask_name: mine\ndata:\n  panel: 96\n")
+    found = run_train(f"hydra.searchpath=[file://{extra}]", "experiment=mine", "--cfg", "job")
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert "task_name: mine" in found.stdout and "panel: 96" in found.stdout
+    missing = run_train("experiment=mine", "--cfg", "job")
+    assert missing.returncode == 2 and "experiment/mine" in missing.stderr

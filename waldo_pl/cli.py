@@ -1,82 +1,61 @@
-"""What train.py and predict.py share: config errors as one line, exit code 2."""
+"""What train.py and predict.py share: Hydra composes the config, and a config it cannot compose (an unknown
+key, a bad option, a value of the wrong type) is one line and exit code 2, not Hydra's traceback and exit 1.
+
+Hydra's own command line is left to Hydra (-cd, -cn, --cfg, hydra.searchpath, -m with sweeps): Hydra is told
+to let its errors through (HYDRA_FULL_ERROR), and an error raised before the task started is the config's.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
-from waldo_pl.errors import UserError
+from waldo_pl.errors import UserError, exits_cleanly
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+_task_started = False
 
 
 def one_line(err: BaseException) -> str:
-    """The message of `err` folded onto one line (Hydra's hints sit on its second line)."""
-    text = str(err).split("Config search path")[0]
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
-    return text or type(err).__name__
+    """The message of `err` (and of what caused it) folded onto one line."""
+    parts = []
+    while err is not None and len(parts) < 3:
+        text = str(err).split("Config search path")[0]
+        text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+        if text and text not in parts:
+            parts.append(text)
+        err = err.__cause__
+    return ": ".join(parts) or "invalid config"
 
 
-def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Compose the config once before Hydra runs, so that an unknown key or option is one line and exit 2.
+def task(main: Callable) -> Callable:
+    """Mark the Hydra task's start (for `run`), and turn its UserErrors into one line and exit 2."""
 
-    With -m/--multirun, each value of each sweep (data.fold=0,1,2) is composed in turn, the other
-    sweeps held at their first value, so a bad value fails before the first job starts.
-    """
-    overrides = [a for a in hydra_overrides(argv) if not a.lstrip("+~").startswith("hydra.")]
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        global _task_started
+        _task_started = True
+        return exits_cleanly(main)(*args, **kwargs)
+
+    return wrapper
+
+
+def run(hydra_main: Callable, script: str):
+    """Call a @hydra.main function; a config error raised before its task starts is one line and exit 2."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        for combination in _sweep_combinations(overrides, multirun=bool({"-m", "--multirun"} & set(argv))):
-            with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-                compose(config_name=config_name, overrides=combination)
+        return hydra_main()
     except (HydraException, OmegaConfBaseException, ValueError) as err:
-        print(f"error: {one_line(err)} (see python {config_name}.py --help)", file=sys.stderr)
+        if _task_started:
+            raise
+        print(f"error: {one_line(err)} (see python {script} --help)", file=sys.stderr)
         sys.exit(2)
-
-
-# Hydra's own flags that take the next word as their value (--cfg job, -cn train, --info plugins)
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                    "--config-dir", "-cd", "--experimental-rerun"}
-INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-
-def hydra_overrides(argv: list[str]) -> list[str]:
-    """The overrides among `argv`: the words that are neither Hydra's flags nor their values."""
-    overrides, words = [], iter(argv)
-    for word in words:
-        if word in FLAGS_WITH_VALUE:
-            next(words, None)
-        elif word in ("--info", "-i"):
-            topic = next(words, None)
-            if topic is not None and topic not in INFO_TOPICS:
-                overrides.append(topic)
-        elif not word.startswith("-"):
-            overrides.append(word)
-    return overrides
-
-
-def _sweep_combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override lists to compose: `overrides` itself, or one list per value of each sweep."""
-    if not multirun:
-        return [overrides]
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    first = [_with_value(o, next(iter(o.sweep_string_iterator()))) if o.is_sweep_override() else text
-             for o, text in zip(parsed, overrides)]
-    combinations = [first]
-    for i, override in enumerate(parsed):
-        if override.is_sweep_override():
-            combinations += [first[:i] + [_with_value(override, v)] + first[i + 1:]
-                             for v in list(override.sweep_string_iterator())[1:]]
-    return combinations
-
-
-def _with_value(override: Override, value: str) -> str:
-    return f"{override.get_key_element()}={value}"
 
 
 def user_error_from(err: InstantiationException) -> UserError:

@@ -22,7 +22,9 @@ from omegaconf.errors import OmegaConfBaseException
 from waldo_pl.data.formats import load_pages
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.inference.answer import page_outcome
-from waldo_pl.inference.finder import Finder, choose_device, load_network, use_bf16
+from waldo_pl.inference.device import choose_device, use_bf16
+from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.models.checkpoint import load_network
 
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False) -> str:
@@ -86,12 +88,13 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
         raise UserError(f"{data_root}: no such folder (the run's data.root); give the pages with --data")
     held_out = {p["page"] for p in record["pages"]}
     device = choose_device("auto")  # as predict.py: the GPU when there is one
-    finder = Finder(load_network(ckpt, device), scales=tuple(scales), flip=flip, bf16=use_bf16("auto", device))
+    net = load_network(ckpt, device, setting=None)
+    settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=use_bf16("auto", device))
     results = []
     if data_root not in pages_at:
         pages_at[data_root] = load_pages(data_root)
     for page in (p for p in pages_at[data_root] if p.name in held_out):
-        _, spots = finder.find(page.image)
+        _, spots = search(net, page.image, settings)
         results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes)})
     order = [p["page"] for p in record["pages"]]
     return sorted(results, key=lambda p: order.index(p["page"]))

@@ -17,6 +17,7 @@ import torch
 
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically, write_text_atomically
+from waldo_pl.models.checkpoint import load_network, network_spec, read_checkpoint
 
 BUNDLED = "waldo.pt"
 
@@ -26,16 +27,15 @@ def bundled_model() -> Path:
 
 
 def export(ckpt: Path, out: Path, record: dict | None = None) -> Path:
-    if not Path(ckpt).is_file():
-        raise UserError(f"{ckpt}: no such checkpoint; give the last.ckpt (or another .ckpt) of a train.py run")
-    try:
-        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
-        state, config = checkpoint["state_dict"], checkpoint["config"]
-    except Exception as err:
-        raise UserError(f"{ckpt}: not a checkpoint written by train.py ({type(err).__name__})") from None
+    checkpoint = read_checkpoint(ckpt, setting=None)
+    config = checkpoint.get("config")
+    if not isinstance(config, dict) or not network_spec(checkpoint):
+        raise UserError(f"{ckpt}: not a checkpoint written by train.py (no run config); give the last.ckpt of a train.py run")
+    load_network(ckpt, setting=None)  # builds only this project's networks, and the weights must fit
+    state = checkpoint["state_dict"]
     small = {
         "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in state.items() if k.startswith("net.")},
-        "config": {"model": {"net": config["model"]["net"]}},
+        "config": {"model": {"net": network_spec(checkpoint)}},
         "record": {"training": config, "epochs": checkpoint.get("epoch"), "steps": checkpoint.get("global_step"), **(record or {})},
     }
     out.parent.mkdir(parents=True, exist_ok=True)

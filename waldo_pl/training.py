@@ -16,9 +16,11 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
+from waldo_pl.callbacks import PageValidation
 from waldo_pl.cli import one_line, user_error_from
 from waldo_pl.errors import UserError
 from waldo_pl.files import write_text_atomically
+from waldo_pl.models.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,8 @@ def instantiate_group(group: DictConfig | None) -> list:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the model on the data the config names; returns the last logged metrics."""
     check_accelerator(cfg.trainer.accelerator)
-    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
-        raise UserError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint; give the path of a .ckpt written by train.py")
+    if cfg.ckpt_path is not None:
+        read_checkpoint(cfg.ckpt_path, "ckpt_path")  # refused as data before Lightning unpickles it
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     try:
         datamodule = instantiate(cfg.data)
@@ -63,8 +65,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if datamodule.val_pages and not trainer.fast_dev_run:
         # The final weights on the held-out pages, whatever the validation interval was.
         metrics.update(trainer.validate(model, datamodule=datamodule, verbose=False)[0])
-        if trainer.is_global_zero:
-            write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics, model.page_results, trainer, fit_seconds)
+        validation = next((c for c in callbacks if isinstance(c, PageValidation)), None)
+        if trainer.is_global_zero and validation is not None:
+            write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics, validation.page_results, trainer, fit_seconds)
     log.info("outputs in %s", cfg.paths.output_dir)
     return metrics
 

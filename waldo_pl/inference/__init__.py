@@ -1,6 +1,7 @@
-"""From a page to the answer: heatmap, Waldo's position, confidence and box."""
+"""From a page to the answer: one search (log-odds heatmap, Waldo's position, confidence and box), and the
+files and pictures that show it, apart from the search."""
 
-from waldo_pl.inference.answer import Spot, distance_to_boxes, find_spots, region_box
-from waldo_pl.inference.heatmap import page_logits, waldo_probability
+from waldo_pl.inference.answer import Spot, distance_to_boxes, find_spots, page_outcome
+from waldo_pl.inference.search import SearchSettings, search
 
-__all__ = ["Spot", "distance_to_boxes", "find_spots", "page_logits", "region_box", "waldo_probability"]
+__all__ = ["SearchSettings", "Spot", "distance_to_boxes", "find_spots", "page_outcome", "search"]

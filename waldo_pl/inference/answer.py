@@ -9,7 +9,7 @@ from scipy.special import logit
 from skimage.segmentation import flood
 
 from waldo_pl.errors import UserError
-from waldo_pl.inference.heatmap import probability
+from waldo_pl.models.outputs import probability
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,40 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from scipy.special import expit
 from torch import nn
 
-MULTIPLE = 16  # four 2x poolings
+from waldo_pl.models.outputs import MULTIPLE, page_logits, waldo_log_odds
+
 MARGIN = 64  # beyond the network's reach (its receptive field is about 80 px wide)
-
-
-def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
-    """Pad (B, 3, H, W) on the right and bottom, repeating the edge, so both sides divide by `multiple`."""
-    h, w = image.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
-
-
-def page_logits(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """(1, 3, H, W) in [0, 1] -> (1, 2, H, W) logits, the whole page in one pass, cropped back to H x W."""
-    h, w = image.shape[-2:]
-    return net(pad_to_multiple(image))[..., :h, :w]
-
-
-def waldo_probability(logits: torch.Tensor) -> torch.Tensor:
-    """(..., 2, H, W) logits -> (..., H, W) probability of Waldo: the sigmoid of his log-odds."""
-    return waldo_log_odds(logits).sigmoid()
-
-
-def waldo_log_odds(logits: torch.Tensor) -> torch.Tensor:
-    """(..., 2, H, W) logits -> (..., H, W) log-odds of Waldo, float32: the probability is its sigmoid."""
-    logits = logits.float()
-    return logits[..., 1, :, :] - logits[..., 0, :, :]
-
-
-def probability(log_odds: np.ndarray) -> np.ndarray:
-    """The Waldo probability of a log-odds map (or value)."""
-    return expit(log_odds)
 
 
 def tile_starts(length: int, tile: int, margin: int) -> list[int]:
@@ -93,7 +64,7 @@ def check_scales(scales) -> None:
 
 
 @torch.inference_mode()
-def heatmap(
+def page_log_odds(
     net: nn.Module,
     page: np.ndarray,
     tile: int = 1024,
@@ -143,28 +114,23 @@ def _tile(page: np.ndarray, y: int, x: int, th: int, tw: int) -> np.ndarray:
     return np.pad(part, ((0, short_h), (0, short_w), (0, 0)), mode="edge") if short_h or short_w else part
 
 
-def mirrored_heatmap(net: nn.Module, page: np.ndarray, flip: bool = False, **kwargs) -> np.ndarray:
-    """`heatmap`; with `flip`, the mean of the page's heatmap and its mirror image's (mirrored back), so that a
-    spot the network sees only one way round counts half."""
-    heat = heatmap(net, page, **kwargs)
-    if flip:
-        heat = (heat + heatmap(net, page[:, ::-1], **kwargs)[:, ::-1]) / 2
-    return heat
-
-
-def heatmap_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), flip: bool = False, **kwargs) -> np.ndarray:
-    """The page searched at each scale (and mirrored, with `flip`); per pixel the best (highest) log-odds
-    over the scales, in the page's own pixels."""
+def log_odds_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), flip: bool = False, **kwargs) -> np.ndarray:
+    """The page searched at each scale, per pixel the best (highest) log-odds over the scales, in the page's own
+    pixels. With `flip`, each scale's map is the mean of the page's and its mirror image's (mirrored back), so
+    that a spot the network sees only one way round counts half."""
     check_scales(scales)
     h, w = page.shape[:2]
     best = None
     for scale in scales:
-        if scale == 1.0:
-            heat = mirrored_heatmap(net, page, flip, **kwargs)
-        else:
+        scaled = page
+        if scale != 1.0:
             size = (max(MULTIPLE, round(w * scale)), max(MULTIPLE, round(h * scale)))
-            resized = np.array(Image.fromarray(np.ascontiguousarray(page)).resize(size, Image.BILINEAR))
-            small = torch.from_numpy(mirrored_heatmap(net, resized, flip, **kwargs))[None, None]
-            heat = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+            scaled = np.array(Image.fromarray(np.ascontiguousarray(page)).resize(size, Image.BILINEAR))
+        heat = page_log_odds(net, scaled, **kwargs)
+        if flip:
+            heat = (heat + page_log_odds(net, scaled[:, ::-1], **kwargs)[:, ::-1]) / 2
+        if scale != 1.0:
+            heat = F.interpolate(torch.from_numpy(np.ascontiguousarray(heat))[None, None], size=(h, w), mode="bilinear",
+                                 align_corners=False)[0, 0].numpy()
         best = heat if best is None else np.maximum(best, heat)
     return best

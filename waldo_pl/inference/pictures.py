@@ -7,7 +7,7 @@ import torch
 from torchvision.utils import draw_bounding_boxes
 
 from waldo_pl.inference.answer import Spot
-from waldo_pl.inference.heatmap import probability
+from waldo_pl.models.outputs import probability
 
 # Dark blue -> purple -> orange -> pale yellow, as a 256-entry table (a table keeps huge pages small in memory).
 HEAT_COLOURS = np.array([[0, 0, 40], [80, 20, 120], [190, 50, 90], [250, 140, 30], [255, 250, 180]], np.float32)

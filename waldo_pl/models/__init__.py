@@ -1,5 +1,5 @@
-"""The network (a plain nn.Module) and the LightningModule that trains it."""
+"""The networks, what their outputs mean, the LightningModule that trains them, and their checkpoints."""
 
-from waldo_pl.models.seed_net import SeedNet
+from waldo_pl.models.tutorial_net import TutorialNet
 
-__all__ = ["SeedNet"]
+__all__ = ["TutorialNet"]

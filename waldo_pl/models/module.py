@@ -1,4 +1,7 @@
-"""The LightningModule: weighted per-pixel cross-entropy on crops, Waldo found or missed on whole pages."""
+"""The LightningModule: weighted per-pixel cross-entropy on crops, and the optimiser.
+
+Whole held-out pages are searched and scored by the PageValidation callback (waldo_pl/callbacks), so
+that training code knows nothing of the search in waldo_pl/inference."""
 
 from __future__ import annotations
 
@@ -6,22 +9,18 @@ import logging
 from collections.abc import Callable, Sequence
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
-from torchvision.utils import draw_bounding_boxes, make_grid
+from torchvision.utils import make_grid
 
-from waldo_pl.data.page import boxes_to_mask
 from waldo_pl.errors import UserError
-from waldo_pl.inference.answer import check_threshold, find_spots, page_outcome
-from waldo_pl.inference.heatmap import page_logits, waldo_log_odds, waldo_probability
+from waldo_pl.models.outputs import waldo_probability
 
 log = logging.getLogger(__name__)
 
 PREVIEW_CROPS = 6
-PREVIEW_PAGE_SIDE = 768  # validation pictures are shrunk to this for TensorBoard
 
 
 def balanced_class_weights(waldo_fraction: float) -> list[float]:
@@ -42,7 +41,6 @@ class WaldoSegmenter(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., object] | None = None,
         class_weights: str | Sequence[float] = "auto",
-        threshold: float = 0.8,
         preview_every_n_epochs: int = 10,
         channels_last: bool = True,
         waldo_pixels_per_crop: float | None = None,
@@ -55,12 +53,10 @@ class WaldoSegmenter(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
         self.run_config: dict = {}
-        self.page_results: list[dict] = []
         if isinstance(class_weights, str) and class_weights != "auto":
             raise UserError(f"model.class_weights={class_weights}: use auto or two numbers, e.g. [1, 20]")
         if not isinstance(class_weights, str) and (len(class_weights) != 2 or min(class_weights) <= 0):
             raise UserError(f"model.class_weights={list(class_weights)}: needs two positive numbers (background, Waldo)")
-        check_threshold("model.threshold", threshold)
         if waldo_pixels_per_crop is not None and waldo_pixels_per_crop <= 0:
             raise UserError(f"model.waldo_pixels_per_crop={waldo_pixels_per_crop}: must be positive, or null to leave it off")
         self.register_buffer("class_weights", torch.tensor([1.0, 1.0] if isinstance(class_weights, str) else class_weights))
@@ -114,21 +110,8 @@ class WaldoSegmenter(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        image, boxes = batch["image"], batch["waldo_boxes"].cpu().numpy()
-        logits = page_logits(self, image)
-        target = torch.from_numpy(boxes_to_mask(boxes, *image.shape[-2:])).long().to(image.device)
-        log_odds = waldo_log_odds(logits)[0]
-        spots = find_spots(log_odds.cpu().numpy(), self.hparams.threshold, count=5)
-        outcome = page_outcome(spots, boxes)
-        self.log("val/loss", self.loss(logits, target[None]), batch_size=1, sync_dist=True)
-        self.log("val/hit_rate", float(outcome["hit"]), batch_size=1, prog_bar=True, sync_dist=True)
-        self.log("val/top5_hit_rate", float(outcome["top5_hit"]), batch_size=1, sync_dist=True)
-        self.log("val/distance", outcome["distance"], batch_size=1, sync_dist=True)
-        self.page_results.append({"page": batch["name"], **outcome})
-        self.log_page(batch["name"], image[0], log_odds.sigmoid(), spots[0].box, boxes)
-
-    def on_validation_epoch_start(self) -> None:
-        self.page_results = []  # this validation's pages, for metrics.json
+        """Nothing here: the PageValidation callback searches each held-out page as predict.py does, and logs
+        val/loss, val/hit_rate and the pictures (conf/callbacks/default.yaml)."""
 
     def configure_optimizers(self):
         optimizer = self.optimizer(params=self.parameters())
@@ -143,16 +126,10 @@ class WaldoSegmenter(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["config"] = self.run_config
 
-    # Pictures for TensorBoard ------------------------------------------------------------------
-
-    def _tensorboard(self):
-        experiment = getattr(self.logger, "experiment", None)
-        return experiment if hasattr(experiment, "add_image") else None
-
     @torch.no_grad()
     def log_preview(self, crops, target, logits) -> None:
         """The tutorial's preview: each crop beside its target and the predicted Waldo probability."""
-        if (board := self._tensorboard()) is None:
+        if (board := tensorboard(self.loggers)) is None:
             return
         prob = waldo_probability(logits.detach())
         tiles = []
@@ -160,23 +137,11 @@ class WaldoSegmenter(L.LightningModule):
             tiles += [crop.float().cpu(), as_rgb(t.cpu()), as_rgb(p.cpu())]
         board.add_image("train/crop_target_prediction", make_grid(tiles, nrow=3, padding=4, pad_value=1.0), self.global_step)
 
-    @torch.no_grad()
-    def log_page(self, name, image, heatmap, predicted_box, true_boxes) -> None:
-        """A validation page's heatmap beside the page, true boxes in green, the predicted box in red."""
-        if (board := self._tensorboard()) is None:
-            return
-        scale = min(1.0, PREVIEW_PAGE_SIDE / max(image.shape[-2:]))
-        size = [max(1, round(s * scale)) for s in image.shape[-2:]]
-        small = lambda t: F.interpolate(t[None].float(), size=size, mode="area")[0]
-        boxes = [np.asarray(b) * scale for b in true_boxes]
-        colours = ["lime"] * len(boxes)
-        if predicted_box is not None:
-            boxes.append(np.asarray(predicted_box) * scale)
-            colours.append("red")
-        page = (small(image.cpu()) * 255).to(torch.uint8)
-        heat = (as_rgb(small(heatmap.cpu()[None])) * 255).to(torch.uint8)
-        if boxes:
-            box_tensor = torch.tensor(np.stack(boxes), dtype=torch.float32)
-            page = draw_bounding_boxes(page, box_tensor, colors=colours, width=2)
-            heat = draw_bounding_boxes(heat, box_tensor, colors=colours, width=2)
-        board.add_image(f"val/{name}", make_grid([page, heat], nrow=2, padding=4), self.global_step)
+
+def tensorboard(loggers) -> object | None:
+    """The SummaryWriter of the TensorBoard logger among `loggers`, wherever it stands; None without one."""
+    for logger in loggers:
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_image"):
+            return experiment
+    return None

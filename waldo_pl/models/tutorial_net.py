@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from waldo_pl.models.outputs import MULTIPLE
 
-class SeedNet(nn.Module):
+
+class TutorialNet(nn.Module):
     def __init__(self, classes: int = 2, leaky_slope: float = 0.3):
         super().__init__()
         self.leaky_slope = leaky_slope
@@ -30,8 +32,8 @@ class SeedNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, classes, H, W) logits."""
-        if x.shape[-1] % 16 or x.shape[-2] % 16:
-            raise ValueError(f"SeedNet needs sides that are multiples of 16, got {tuple(x.shape[-2:])}")
+        if x.shape[-1] % MULTIPLE or x.shape[-2] % MULTIPLE:
+            raise ValueError(f"TutorialNet needs sides that are multiples of {MULTIPLE}, got {tuple(x.shape[-2:])}")
         down = lambda conv, t: F.max_pool2d(F.leaky_relu(conv(t), self.leaky_slope), 2)
         up = lambda conv, t: F.relu(conv(F.interpolate(t, scale_factor=2.0, mode="nearest")))
         skip1 = down(self.down1, x)

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from waldo_pl.data.crops import NEGATIVE_STRIDE, CropStream
 from waldo_pl.errors import UserError
-from waldo_pl.inference.heatmap import heatmap, probability
+from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.models.outputs import probability
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ class HardNegativeMining(L.Callback):
         stream: CropStream = trainer.datamodule.crop_stream
         bf16 = "bf16" in str(trainer.precision)
         module.eval()
-        heats = [heatmap(module, page.image, bf16=bf16) for page in stream.pages]
+        settings = SearchSettings(bf16=bf16, candidates=0)
+        heats = [search(module, page.image, settings)[0] for page in stream.pages]
         module.train()
         hardness = {w: [window_peaks(h, w) for h in heats] for w in stream.free_windows}
         stream.set_hardness(hardness, self.boost)

@@ -1,0 +1,74 @@
+"""The shape of the package: training code never imports prediction code, and every caller shares one search."""
+
+import ast
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from conftest import draw_page, write_csv
+from waldo_pl.callbacks import PageValidation
+from waldo_pl.crossval import rescored_pages
+from waldo_pl.data.datamodule import collate_pages
+from waldo_pl.data.formats import load_pages
+from waldo_pl.inference.device import use_bf16
+from waldo_pl.inference.predict import predict
+from waldo_pl.models.checkpoint import load_network
+from waldo_pl.models.module import WaldoSegmenter
+
+PACKAGE = Path(__file__).resolve().parents[1] / "waldo_pl"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_one_way(path):
+    imports = imported_modules(path)
+    assert not {"train", "predict"} & imports, "the package never imports an entry script"
+    if path.parent.name == "models":
+        assert not [m for m in imports if m.startswith(("waldo_pl.inference", "waldo_pl.callbacks", "waldo_pl.training"))]
+    if path.parent.name == "inference":
+        assert not [m for m in imports if m.startswith(("lightning", "waldo_pl.callbacks", "waldo_pl.training", "waldo_pl.models.module"))]
+
+
+def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint, tmp_path):
+    (tmp_path / "images").mkdir()
+    rows = []
+    for i, box in enumerate([(30, 40, 46, 60), (90, 20, 106, 40)]):
+        Image.fromarray(draw_page(112, 144, [box], seed=10 + i)).save(tmp_path / "images" / f"q{i}.png")
+        rows.append((f"q{i}.png", 144, 112, "waldo", *box))
+    write_csv(tmp_path / "annotations.csv", rows)
+    pages = load_pages(tmp_path)
+
+    predicted = predict(img=str(tmp_path / "images"), ckpt=str(trained_checkpoint), output_dir=str(tmp_path / "out"), scales=[1.0])
+    by_predict = {a.image.name: (a.spots[0].x, a.spots[0].y) for a in predicted}
+
+    validation = PageValidation(pictures=False)
+    module = WaldoSegmenter(load_network(trained_checkpoint), optimizer=torch.optim.Adam, class_weights=[1, 3])
+    bf16 = use_bf16("auto", torch.device("cpu"))
+    L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[validation],
+              precision="bf16-mixed" if bf16 else 32).validate(module, DataLoader(pages, batch_size=1, collate_fn=collate_pages), verbose=False)
+    by_validation = {r["page"]: (r["x"], r["y"]) for r in validation.page_results}
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(trained_checkpoint.read_bytes())
+    record = {"pages": [{"page": p.name} for p in pages]}
+    rescored = rescored_pages(run, record, None, [1.0], False, tmp_path, {})
+    by_crossval = {r["page"]: (r["x"], r["y"]) for r in rescored}
+
+    assert by_predict == by_validation == by_crossval and len(by_predict) == 2

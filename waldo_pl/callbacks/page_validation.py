@@ -1,0 +1,70 @@
+"""Validation on whole held-out pages, searched as predict.py searches them: val/loss, val/hit_rate, the
+top-5 hit rate, the distance, each page's outcome (for metrics.json) and a picture of each page."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.utils import draw_bounding_boxes, make_grid
+
+from waldo_pl.data.page import boxes_to_mask
+from waldo_pl.inference.answer import page_outcome
+from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.models.module import as_rgb, tensorboard
+from waldo_pl.models.outputs import probability, two_class_logits
+
+PREVIEW_PAGE_SIDE = 768  # validation pictures are shrunk to this for TensorBoard
+
+
+class PageValidation(L.Callback):
+    """Search each validation page whole, at `scales`, and log how the answer went."""
+
+    def __init__(self, threshold: float = 0.8, scales: tuple[float, ...] = (1.0,), pictures: bool = True):
+        self.settings = dict(threshold=threshold, scales=tuple(float(s) for s in scales))
+        SearchSettings(**self.settings)  # a bad threshold or scale fails when the callback is built
+        self.pictures = pictures
+        self.page_results: list[dict] = []
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.page_results = []  # this validation's pages, for metrics.json
+
+    @torch.no_grad()
+    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        image, boxes = batch["image"], batch["waldo_boxes"].cpu().numpy()
+        page = (image[0].permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()
+        settings = SearchSettings(**self.settings, bf16="bf16" in str(trainer.precision), max_whole_pixels=1 << 40)
+        log_odds, spots = search(module, page, settings)
+        outcome = page_outcome(spots, boxes)
+        target = torch.from_numpy(boxes_to_mask(boxes, *page.shape[:2])).long()[None]
+        loss = module.loss(two_class_logits(torch.from_numpy(log_odds))[None].to(module.device), target.to(module.device))
+        module.log("val/loss", loss, batch_size=1, sync_dist=True)
+        module.log("val/hit_rate", float(outcome["hit"]), batch_size=1, prog_bar=True, sync_dist=True)
+        module.log("val/top5_hit_rate", float(outcome["top5_hit"]), batch_size=1, sync_dist=True)
+        module.log("val/distance", outcome["distance"], batch_size=1, sync_dist=True)
+        self.page_results.append({"page": batch["name"], **outcome})
+        if self.pictures:
+            draw_page(trainer, module.global_step, batch["name"], page, log_odds, spots[0].box, boxes)
+
+
+def draw_page(trainer, step: int, name: str, page: np.ndarray, log_odds: np.ndarray, predicted_box, true_boxes) -> None:
+    """A validation page's heatmap beside the page, true boxes in green, the predicted box in red (TensorBoard)."""
+    if (board := tensorboard(trainer.loggers)) is None:
+        return
+    image = torch.from_numpy(page).permute(2, 0, 1).float() / 255
+    scale = min(1.0, PREVIEW_PAGE_SIDE / max(image.shape[-2:]))
+    size = [max(1, round(s * scale)) for s in image.shape[-2:]]
+    small = lambda t: F.interpolate(t[None].float(), size=size, mode="area")[0]
+    boxes = [np.asarray(b) * scale for b in true_boxes]
+    colours = ["lime"] * len(boxes)
+    if predicted_box is not None:
+        boxes.append(np.asarray(predicted_box) * scale)
+        colours.append("red")
+    shown = (small(image) * 255).to(torch.uint8)
+    heat = (as_rgb(small(torch.from_numpy(probability(log_odds)).float()[None])) * 255).to(torch.uint8)
+    if boxes:
+        box_tensor = torch.tensor(np.stack(boxes), dtype=torch.float32)
+        shown = draw_bounding_boxes(shown, box_tensor, colors=colours, width=2)
+        heat = draw_bounding_boxes(heat, box_tensor, colors=colours, width=2)
+    board.add_image(f"val/{name}", make_grid([shown, heat], nrow=2, padding=4), step)

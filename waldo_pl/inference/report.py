@@ -1,0 +1,80 @@
+"""What predict.py writes: each page's answer as JSON and pictures, and for labelled pages a score report.
+
+Every file is written whole or not at all."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from waldo_pl.errors import UserError
+from waldo_pl.files import write_atomically, write_text_atomically
+from waldo_pl.inference.answer import Spot, page_outcome
+from waldo_pl.inference.pictures import colour_heatmap, result_picture
+
+
+@dataclasses.dataclass(frozen=True)
+class PageAnswer:
+    image: Path
+    width: int
+    height: int
+    spots: list[Spot]
+    seconds: float  # the page's whole cost: reading, search, pictures
+
+    def as_dict(self) -> dict:
+        best = self.spots[0]
+        return {"image": str(self.image), "width": self.width, "height": self.height,
+                **best.as_dict(), "candidates": [s.as_dict() for s in self.spots[1:]]}
+
+
+def save_png(path: Path, pixels: np.ndarray) -> None:
+    write_atomically(path, lambda f: Image.fromarray(pixels).save(f, format="PNG", compress_level=1))
+
+
+def write_pictures(out_dir: Path, stem: str, page: np.ndarray, log_odds: np.ndarray, spots: list[Spot]) -> None:
+    save_png(out_dir / f"{stem}_heatmap.png", colour_heatmap(log_odds))
+    save_png(out_dir / f"{stem}_result.png", result_picture(page, spots[0]))
+
+
+def write_answer(out_dir: Path, stem: str, answer: PageAnswer) -> None:
+    write_text_atomically(out_dir / f"{stem}.json", json.dumps(answer.as_dict(), indent=2) + "\n")
+
+
+def score(answers: list[PageAnswer], labels: dict[str, np.ndarray]) -> tuple[list[dict], dict]:
+    """Per labelled page: hit (argmax in a box), top-5 hit, distance, time; and the totals."""
+    rows = []
+    for a in answers:
+        boxes = labels.get(a.image.name)
+        if boxes is None:
+            continue
+        rows.append({"image": a.image.name, **page_outcome(a.spots, boxes), "seconds": round(a.seconds, 2)})
+    if not rows:
+        raise UserError("labels=: none of the pages is labelled there; check the file names")
+    totals = {"pages": len(rows), "hit_rate": sum(r["hit"] for r in rows) / len(rows),
+              "top5_hit_rate": sum(r["top5_hit"] for r in rows) / len(rows),
+              "median_seconds": statistics.median(r["seconds"] for r in rows)}
+    return rows, totals
+
+
+def write_report(out_dir: Path, rows: list[dict], totals: dict) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomically(out_dir / "report.csv", text.getvalue())
+    lines = [
+        "# Waldo found?", "",
+        f"{totals['pages']} labelled pages: hit rate {totals['hit_rate']:.1%}, top-5 hit rate "
+        f"{totals['top5_hit_rate']:.1%}, median {totals['median_seconds']:.2f} s a page.", "",
+        "| page | hit | top-5 hit | distance (px) | confidence | seconds |", "| --- | --- | --- | --- | --- | --- |",
+        *(f"| {r['image']} | {'yes' if r['hit'] else 'no'} | {'yes' if r['top5_hit'] else 'no'} | {r['distance']} | "
+          f"{r['confidence']:.2%} | {r['seconds']} |" for r in rows),
+    ]
+    write_text_atomically(out_dir / "report.md", "\n".join(lines) + "\n")

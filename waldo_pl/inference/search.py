@@ -1,0 +1,52 @@
+"""The one search from a page to the answer, used by predict.py, validation, cross-validation, mining and the app."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from torch import nn
+
+from waldo_pl.errors import UserError
+from waldo_pl.inference.answer import Spot, check_threshold, find_spots
+from waldo_pl.inference.heatmap import check_scales, check_tile, log_odds_at_scales
+from waldo_pl.models.outputs import MULTIPLE
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    """How a page is searched. Each bad value is a UserError named as predict.py's setting."""
+
+    threshold: float = 0.8          # the box is the region around the peak above this probability
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False              # also search the mirror image and average the two
+    candidates: int = 4             # next best distinct peaks after the answer
+    tile: int = 1024                # tile side for pages over max_whole_pixels
+    batch_size: int = 4             # tiles a batch
+    max_whole_pixels: int = 8_000_000
+    bf16: bool = False              # bf16 autocast (a GPU, or a CPU with native bf16)
+
+    def __post_init__(self):
+        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        check_threshold("threshold", self.threshold)
+        if self.candidates < 0:
+            raise UserError(f"candidates={self.candidates}: must be 0 or more")
+        try:  # the heatmap's own checks, said as settings
+            check_scales(self.scales)
+            check_tile(self.tile)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        if self.batch_size < 1:
+            raise UserError(f"batch_size={self.batch_size}: must be 1 or more")
+        if self.max_whole_pixels < 0:
+            raise UserError(f"max_whole_pixels={self.max_whole_pixels}: must be 0 (always tile) or more")
+
+
+def search(net: nn.Module, page: np.ndarray, settings: SearchSettings = SearchSettings()) -> tuple[np.ndarray, list[Spot]]:
+    """Waldo's log-odds over an RGB uint8 page (H, W, 3), and the best spots on it, the answer first."""
+    h, w = page.shape[:2]
+    if min(h, w) < MULTIPLE:
+        raise UserError(f"page is {w}x{h} px; it needs at least {MULTIPLE} px a side")
+    log_odds = log_odds_at_scales(net, page, settings.scales, settings.flip, tile=settings.tile,
+                                  batch_size=settings.batch_size, max_whole_pixels=settings.max_whole_pixels, bf16=settings.bf16)
+    return log_odds, find_spots(log_odds, settings.threshold, count=1 + settings.candidates)
