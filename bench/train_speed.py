@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from waldo_pl.data import WaldoDataModule
 from waldo_pl.models.module import WaldoSegmenter
-from waldo_pl.models.seed_net import SeedNet
+from waldo_pl.models.tutorial_net import TutorialNet
 
 
 class StepTimer(L.Callback):
@@ -67,7 +67,7 @@ def main():
                                  steps_per_epoch=args.steps + args.warmup, val_fraction=0)
     datamodule.setup("fit")
     batches = list(itertools.islice(iter(datamodule.train_dataloader()), args.steps + args.warmup))
-    net = SeedNet()
+    net = TutorialNet()
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
     weights = torch.tensor([1.0, 20.0])

@@ -48,3 +48,49 @@ def test_page_mask_matches_boxes():
     page = Page("p", np.zeros((10, 12, 3), np.uint8), [(1, 2, 4, 5), (8, 0, 12, 1)])
     assert page.mask.sum() == 3 * 3 + 4 * 1
     assert page.mask[2:5, 1:4].all() and page.mask[0, 8:12].all()
+
+
+# What each EXIF orientation asks a viewer to do to the stored pixels, undone here to store an upright page.
+STORE_SIDEWAYS = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, 1),
+    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+    8: lambda a: np.rot90(a, -1),
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_photo_stored_sideways_reads_upright(tmp_path, orientation):
+    from waldo_pl.data.page import image_size
+
+    upright = np.random.default_rng(orientation).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    upright[5:12, 45:55] = [255, 0, 0]  # a mark near the top right corner
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = np.ascontiguousarray(STORE_SIDEWAYS[orientation](upright))
+    Image.fromarray(stored).save(tmp_path / "photo.png", exif=exif)
+    assert (read_image(tmp_path / "photo.png") == upright).all()
+    assert image_size(tmp_path / "photo.png") == (60, 40)
+
+
+def test_a_sideways_jpeg_is_searched_upright_and_answered_in_upright_pixels(tmp_path):
+    import torch
+
+    from test_predict import RedFinder
+    from waldo_pl.inference.predict import answer_page
+    from waldo_pl.inference.search import SearchSettings
+
+    upright = np.full((60, 90, 3), 128, np.uint8)
+    upright[10:22, 70:80] = [255, 0, 0]  # Waldo, upright at x 70-79, y 10-21
+    exif = Image.Exif()
+    exif[0x0112] = 6  # as a phone held upright stores it: turned a quarter, 90 wide and 60 high read as 60x90
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "photo.jpg") as raw:
+        assert raw.size == (60, 90)
+    answer = answer_page(RedFinder(), tmp_path / "photo.jpg", SearchSettings(), tmp_path, "photo")
+    assert (answer.width, answer.height) == (90, 60)
+    assert 69 <= answer.spots[0].x <= 80 and 9 <= answer.spots[0].y <= 22

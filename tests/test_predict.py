@@ -104,10 +104,10 @@ def test_the_answer_is_ranked_by_log_odds_where_the_probability_saturates():
     assert second.box == (10, 10, 60, 40)
 
 
-def test_finder_writes_json_and_pictures_of_the_pages_size(tmp_path):
+def test_a_page_gets_json_a_readable_result_and_with_full_the_tutorials_figures(tmp_path):
     page = draw_page(150, 190, [(120, 30, 134, 50)])
     Image.fromarray(page).save(tmp_path / "page.png")
-    answer = answer_page(RedFinder(), tmp_path / "page.png", SearchSettings(candidates=2), tmp_path, "page")
+    answer = answer_page(RedFinder(), tmp_path / "page.png", SearchSettings(candidates=2), tmp_path, "page", full=True)
     data = json.loads((tmp_path / "page.json").read_text())
     assert set(data) == {"image", "width", "height", "x", "y", "confidence", "box", "candidates"}
     assert (data["width"], data["height"]) == (190, 150) and 0 <= data["confidence"] <= 1
@@ -123,6 +123,29 @@ def test_finder_writes_json_and_pictures_of_the_pages_size(tmp_path):
     assert result[140, 5].sum() < page[140, 5].astype(int).sum() * 0.6  # the rest dimmed
     assert result[y1 - 1, (x1 + x2) // 2].tolist() == [255, 0, 0]       # a red line around him
     assert answer.spots[0].x == data["x"] and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_result_picture_shows_waldo_zoomed_beside_the_page_with_the_candidates(tmp_path):
+    from waldo_pl.inference.pictures import INSET, PANEL, PREVIEW_SIDE
+
+    page = draw_page(1800, 2400, [(1500, 300, 1514, 320)], seed=3)
+    page[1200:1215, 400:412] = [200, 60, 60]  # a redder patch than the paper: a look-alike
+    Image.fromarray(page).save(tmp_path / "big.png")
+    answer_page(RedFinder(), tmp_path / "big.png", SearchSettings(candidates=4), tmp_path, "big")
+    assert not (tmp_path / "big_result.png").exists()  # no page-size picture unless asked
+    result = np.asarray(Image.open(tmp_path / "big_result.jpg")).astype(int)
+    assert result.shape[1] == PREVIEW_SIDE + PANEL and result.shape[0] >= PREVIEW_SIDE * 1800 // 2400
+    inset = result[40 + INSET // 2 - 20 : 40 + INSET // 2 + 20, PREVIEW_SIDE + PANEL // 2 - 20 : PREVIEW_SIDE + PANEL // 2 + 20]
+    red, white = (np.abs(inset - [220, 20, 30]).sum(-1) < 90).mean(), (np.abs(inset - [250, 250, 250]).sum(-1) < 60).mean()
+    assert red > 0.2 and white > 0.1  # Waldo's stripes fill the middle of the zoomed window
+    strip = result[40 + INSET + 40 :, PREVIEW_SIDE:]
+    assert (np.abs(strip - [255, 160, 0]).sum(-1) < 80).sum() > 200  # the candidates, outlined and labelled in orange
+    overlay = np.asarray(Image.open(tmp_path / "big_heatmap.jpg")).astype(int)
+    assert overlay.shape[:2] == (PREVIEW_SIDE * 1800 // 2400, PREVIEW_SIDE)
+    y, x = 310 * PREVIEW_SIDE // 2400, 1507 * PREVIEW_SIDE // 2400
+    spot = overlay[y - 1 : y + 2, x - 1 : x + 2].mean((0, 1))
+    assert spot[0] > 190 and spot[0] - spot[2] > 40  # the probability in warm colour over Waldo, the page grey elsewhere
+    assert np.abs(overlay[900, 300] - overlay[900, 300].mean()).max() < 12
 
 
 def test_scoring_counts_hits_top5_and_distance(tmp_path):
@@ -164,8 +187,8 @@ def test_predict_py_on_a_mixed_folder_finishes_the_good_pages_and_lists_the_bad(
     assert sorted(p.stem for p in out.glob("*.json")) == good
     for stem in good:
         assert f"{stem}." in result.stdout and "%" in result.stdout
-        with Image.open(out / f"{stem}_result.png") as picture:
-            assert picture.size == (128, 96)
+        with Image.open(out / f"{stem}_result.jpg") as picture:
+            assert picture.size[0] == 128 + 360
     summary = result.stderr[result.stderr.index("3 of 8 page(s) failed"):]
     for bad in ("text.jpg", "cut.jpg", "tiny.png"):
         assert bad in summary
@@ -255,5 +278,5 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     x, y = (int(v) for v in spot.split()[:2])
     assert 3000 <= x < 3030 and 7000 <= y < 7040
     assert int(peak_kb) < 4 * 1024 * 1024, f"peak memory {int(peak_kb) / 1e6:.2f} GB"
-    with Image.open(tmp_path / "huge_result.png") as picture:
-        assert picture.size == (10000, 10000)
+    with Image.open(tmp_path / "huge_result.jpg") as picture:
+        assert picture.size[0] == 1400 + 360

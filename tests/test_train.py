@@ -20,12 +20,12 @@ from waldo_pl.errors import UserError
 from waldo_pl.training import train
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["data.panel=64", "data.batch_size=4", "data.steps_per_epoch=2", "trainer.accelerator=cpu", "trainer.devices=1"]
+SMALL = ["experiment=tutorial", "data.panel=64", "data.batch_size=4", "data.steps_per_epoch=2", "trainer.accelerator=cpu", "trainer.devices=1"]
 
 
 def config(tmp_path, *overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={tmp_path / 'run'}", *overrides])
+        return compose("train", overrides=[f"paths.output_dir={tmp_path / 'run'}", "experiment=tutorial", *overrides])
 
 
 def run_train(*args, timeout=300):
@@ -153,8 +153,8 @@ def test_experiment_long_is_fast_twice_as_long_at_four_zooms(tmp_path):
 
 def test_ddp_on_two_cpu_processes_gives_each_rank_its_own_crops(page_folder, tmp_path):
     result = run_train(
-        *SMALL[:3], f"data.root={page_folder}", "data.val_pages=[b.jpg]", f"paths.log_dir={tmp_path}",
-        "trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_epochs=1",
+        *SMALL[:4], f"data.root={page_folder}", "data.val_pages=[b.jpg]", f"paths.log_dir={tmp_path}",
+        "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.precision=32", "trainer.max_epochs=1",
         "logger=none", "callbacks=none",
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -14,12 +14,36 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hydra.errors import HydraException, InstantiationException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from waldo_pl.errors import UserError, exits_cleanly
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _task_started = False
+
+
+def resumed_run(ckpt_path: str | None) -> Path | None:
+    """The run folder a checkpoint belongs to (<run>/checkpoints/x.ckpt), or None."""
+    if ckpt_path is None:
+        return None
+    folder = Path(ckpt_path).absolute().parent
+    return folder.parent if folder.name == "checkpoints" and (folder.parent / ".hydra").is_dir() else None
+
+
+def run_dir(ckpt_path: str | None, new: str) -> str:
+    """hydra.run.dir: a resumed run goes on in its own folder; any other in a new one."""
+    run = resumed_run(ckpt_path)
+    return str(run) if run else new
+
+
+def config_subdir(ckpt_path: str | None, now: str) -> str:
+    """hydra.output_subdir: a resumed run keeps the first run's .hydra/config.yaml and puts its own beside it."""
+    return f".hydra/resumed_{now}" if resumed_run(ckpt_path) else ".hydra"
+
+
+OmegaConf.register_new_resolver("run_dir", run_dir, replace=True)
+OmegaConf.register_new_resolver("config_subdir", config_subdir, replace=True)
 
 
 def one_line(err: BaseException) -> str:

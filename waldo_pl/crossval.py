@@ -19,6 +19,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from waldo_pl.data.download import COMPLETE_MARKER, default_root
 from waldo_pl.data.formats import load_pages
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.inference.answer import page_outcome
@@ -83,7 +84,7 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
     if data_root is None:
         if cfg is None:
             raise UserError(f"{run}: no .hydra/config.yaml to read data.root from; give the pages with --data")
-        data_root = Path(cfg.data.root)
+        data_root = Path(cfg.data.root) if cfg.data.get("root") is not None else downloaded_pages()
     if not data_root.is_dir():
         raise UserError(f"{data_root}: no such folder (the run's data.root); give the pages with --data")
     held_out = {p["page"] for p in record["pages"]}
@@ -98,6 +99,14 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
         results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes)})
     order = [p["page"] for p in record["pages"]]
     return sorted(results, key=lambda p: order.index(p["page"]))
+
+
+def downloaded_pages() -> Path:
+    """Where train.py put the public pages for runs with data.root unset."""
+    root = default_root()
+    if not (root / COMPLETE_MARKER).is_file():
+        raise UserError(f"{root}: the runs trained on the downloaded pages, which are not there; run waldo-download or give --data")
+    return root
 
 
 def minutes(seconds: float | None) -> str:

@@ -56,6 +56,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except MisconfigurationException as err:
         raise UserError(f"trainer: {one_line(err)}") from None
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)  # where the loggers write (Hydra makes it for train.py)
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
     started = time.perf_counter()
@@ -79,3 +80,14 @@ def write_metrics(path: Path, metrics: dict, pages: list[dict], trainer, fit_sec
               "metrics": metrics, "pages": pages}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, json.dumps(record, indent=2) + "\n")
+
+
+def optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """The metric named by `optimized_metric`, for a sweeper; None when it is unset or the run did not log it."""
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return None
+    if name not in metrics:
+        log.warning("optimized_metric=%s: this run logged no such metric (it had no validation pages?); returning nothing", name)
+        return None
+    return metrics[name]

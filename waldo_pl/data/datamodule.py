@@ -87,12 +87,15 @@ class WaldoDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         split_seed: int | None = None,
+        overfit_pages: int | None = None,
     ):
         super().__init__()
         if batch_size < 1 or steps_per_epoch < 1:
             raise UserError(f"data.batch_size={batch_size}, data.steps_per_epoch={steps_per_epoch}: both must be at least 1")
         if num_workers < 0:
             raise UserError(f"data.num_workers={num_workers}: must be 0 (crops made in the training process) or more")
+        if overfit_pages is not None and overfit_pages < 1:
+            raise UserError(f"data.overfit_pages={overfit_pages}: must be 1 or more, or null to train as usual")
         if root is not None and not Path(root).is_dir():
             raise UserError(f"data.root={root}: no such folder; point data.root at a folder of labelled pages")
         # plain lists, not Hydra ListConfigs, so that the checkpoint loads with weights_only
@@ -115,10 +118,13 @@ class WaldoDataModule(L.LightningDataModule):
         root = Path(self.hparams.root) if self.hparams.root is not None else ensure_downloaded()
         pages = load_pages(root)
         hp = self.hparams
-        self.train_pages, self.val_pages = split_pages(
-            pages, hp.val_pages, hp.val_fraction, hp.seed if hp.split_seed is None else hp.split_seed,
-            hp.folds, hp.fold, hp.always_train,
-        )
+        if hp.get("overfit_pages"):  # debug=overfit: learn a few pages and be checked on the same ones
+            self.train_pages = self.val_pages = pages[: hp.overfit_pages]
+        else:
+            self.train_pages, self.val_pages = split_pages(
+                pages, hp.val_pages, hp.val_fraction, hp.seed if hp.split_seed is None else hp.split_seed,
+                hp.folds, hp.fold, hp.always_train,
+            )
         log.info(
             "%d training pages, %d validation pages (%s)",
             len(self.train_pages), len(self.val_pages), ", ".join(p.name for p in self.val_pages),

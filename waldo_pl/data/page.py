@@ -6,12 +6,14 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from waldo_pl.errors import UserError
 
 # Scanned double pages run past PIL's decompression-bomb warning (89 Mpx); allow up to 512 Mpx.
 Image.MAX_IMAGE_PIXELS = 1 << 29
+EXIF_ORIENTATION = 0x0112
+SIDEWAYS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +67,9 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read a page file as RGB uint8; a missing, unreadable or truncated file is a UserError.
+    """Read a page file as RGB uint8, upright: a photo stored sideways with an EXIF orientation is turned
+    the way its camera meant, so coordinates are the upright page's. A missing, unreadable or truncated
+    file is a UserError.
 
     PIL rather than torchvision.io: it reads CMYK, palette and 16-bit pages that the
     torchvision decoders refuse or misread.
@@ -76,12 +80,13 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            return to_rgb(image)
+            return to_rgb(ImageOps.exif_transpose(image))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"{path}: not a readable image ({err}); replace or remove the file") from None
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
+    """(width, height) of the upright page, from the file header, without decoding the pixels."""
     with Image.open(path) as image:
-        return image.size
+        width, height = image.size
+        return (height, width) if image.getexif().get(EXIF_ORIENTATION) in SIDEWAYS else (width, height)

@@ -49,6 +49,7 @@ class PredictConfig:
     tile: int = 1024
     batch_size: int = 4
     max_whole_pixels: int = 8_000_000
+    full: bool = False                 # also the tutorial's page-size PNG pictures
 
 
 ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
@@ -76,19 +77,19 @@ def stems(images: list[Path]) -> list[str]:
     return [p.stem if counts[p.stem] == 1 else p.name for p in images]
 
 
-def answer_page(net: nn.Module, image: Path, settings: SearchSettings, out_dir: Path, stem: str) -> PageAnswer:
+def answer_page(net: nn.Module, image: Path, settings: SearchSettings, out_dir: Path, stem: str, full: bool = False) -> PageAnswer:
     """Search one page file and write its pictures and JSON."""
     start = time.perf_counter()
     page = read_image(image)
     log_odds, spots = search(net, page, settings)
-    write_pictures(out_dir, stem, page, log_odds, spots)
+    write_pictures(out_dir, stem, page, log_odds, spots, full)
     answer = PageAnswer(image, page.shape[1], page.shape[0], spots, time.perf_counter() - start)
     write_answer(out_dir, stem, answer)
     return answer
 
 
 def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", labels: str | None = None,
-            accelerator: str = "auto", precision: str = "auto", **settings) -> list[PageAnswer]:
+            accelerator: str = "auto", precision: str = "auto", full: bool = False, **settings) -> list[PageAnswer]:
     """Find Waldo on every page of `img`; print a line each, write the files, and score against `labels`."""
     if ckpt is None:
         ckpt = bundled_model()
@@ -104,7 +105,7 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
     answers, failed = [], []
     for image, stem in zip(images, stems(images)):
         try:
-            answer = answer_page(net, image, search_settings, out_dir, stem)
+            answer = answer_page(net, image, search_settings, out_dir, stem, full)
         except UserError as err:
             failed.append(str(err) if str(image) in str(err) else f"{image}: {err}")
             log.error("%s", failed[-1])

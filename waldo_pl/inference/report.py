@@ -17,7 +17,7 @@ from PIL import Image
 from waldo_pl.errors import UserError
 from waldo_pl.files import write_atomically, write_text_atomically
 from waldo_pl.inference.answer import Spot, page_outcome
-from waldo_pl.inference.pictures import colour_heatmap, result_picture
+from waldo_pl.inference.pictures import colour_heatmap, heatmap_overlay, result_picture, tutorial_figure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +38,18 @@ def save_png(path: Path, pixels: np.ndarray) -> None:
     write_atomically(path, lambda f: Image.fromarray(pixels).save(f, format="PNG", compress_level=1))
 
 
-def write_pictures(out_dir: Path, stem: str, page: np.ndarray, log_odds: np.ndarray, spots: list[Spot]) -> None:
-    save_png(out_dir / f"{stem}_heatmap.png", colour_heatmap(log_odds))
-    save_png(out_dir / f"{stem}_result.png", result_picture(page, spots[0]))
+def save_jpeg(path: Path, pixels: np.ndarray) -> None:
+    write_atomically(path, lambda f: Image.fromarray(pixels).save(f, format="JPEG", quality=88))
+
+
+def write_pictures(out_dir: Path, stem: str, page: np.ndarray, log_odds: np.ndarray, spots: list[Spot], full: bool = False) -> None:
+    """`<stem>_result.jpg` (the answer, Waldo zoomed, the candidates) and `<stem>_heatmap.jpg` (the probability over
+    the page), screen-sized; with `full`, also the tutorial's page-size `<stem>_result.png` and `<stem>_heatmap.png`."""
+    save_jpeg(out_dir / f"{stem}_result.jpg", result_picture(page, spots))
+    save_jpeg(out_dir / f"{stem}_heatmap.jpg", heatmap_overlay(page, log_odds))
+    if full:
+        save_png(out_dir / f"{stem}_heatmap.png", colour_heatmap(log_odds))
+        save_png(out_dir / f"{stem}_result.png", tutorial_figure(page, spots[0]))
 
 
 def write_answer(out_dir: Path, stem: str, answer: PageAnswer) -> None:

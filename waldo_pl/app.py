@@ -1,0 +1,133 @@
+"""waldo-app: find Waldo in a browser. Drop a page (or pick one of --pages DIR) and see the answer, Waldo
+zoomed, the next best candidates and the heatmap over the page.
+
+    pip install -e '.[app]' && waldo-app [--ckpt MODEL] [--pages DIR] [--host 127.0.0.1] [--port 7860]
+
+The app calls the same search as predict.py and keeps the network loaded between pages. A bad upload is a
+message on the page; the server goes on serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch import nn
+
+from waldo_pl.data.page import image_size, read_image
+from waldo_pl.errors import UserError, exits_cleanly
+from waldo_pl.export import bundled_model
+from waldo_pl.inference.device import choose_device, use_bf16
+from waldo_pl.inference.pictures import heatmap_overlay, result_picture, zoomed
+from waldo_pl.inference.predict import IMAGE_SUFFIXES
+from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.models.checkpoint import load_network
+
+log = logging.getLogger(__name__)
+
+MAX_PIXELS = 100_000_000  # a page over this is refused before it is decoded: a double-page scan is under 30 Mpx
+SCALE_CHOICES = ["1.0", "1.25", "1.5", "2.0"]
+
+
+def find(net: nn.Module, path: str | None, scales: list[str], candidates: int, bf16: bool = False,
+         max_pixels: int = MAX_PIXELS) -> tuple:
+    """One page through the search: (result picture, candidate gallery, heatmap overlay, answer text).
+    A page that cannot be searched gives no pictures and the reason, starting with 'error:'."""
+    if not path:
+        return None, [], None, "Drop a page above, or pick one."
+    name = Path(path).name
+    try:
+        try:
+            width, height = image_size(path)
+        except Exception:
+            raise UserError("not an image this app can read; upload a JPEG, PNG, TIFF, BMP, GIF or WebP page") from None
+        if width * height > max_pixels:
+            raise UserError(f"the page is {width}x{height} px, over this app's {max_pixels // 1_000_000} Mpx; "
+                            "shrink it, or use predict.py, which tiles huge pages")
+        settings = SearchSettings(scales=tuple(float(s) for s in scales or ["1.0"]), candidates=int(candidates), bf16=bf16)
+        start = time.perf_counter()
+        page = read_image(path)
+        log_odds, spots = search(net, page, settings)
+        seconds = time.perf_counter() - start
+    except UserError as err:
+        message = str(err).replace(str(path), name)
+        return None, [], None, f"error: {name}: {message}" if not message.startswith(name) else f"error: {message}"
+    except Exception as err:  # the app must outlive any one page
+        log.exception("searching %s failed", path)
+        return None, [], None, f"error: {name}: could not be searched ({type(err).__name__}); try another page"
+    best = spots[0]
+    box = "no box above the threshold" if best.box is None else f"box {list(best.box)}"
+    gallery = [(np.asarray(zoomed(page, s, 240, (255, 160, 0))[0]), f"#{i} {100 * s.confidence:.1f}% at ({s.x}, {s.y})")
+               for i, s in enumerate(spots[1:], start=2)]
+    answer = (f"**Waldo at ({best.x}, {best.y})**, confidence {100 * best.confidence:.1f}%, {box}, "
+              f"on a {page.shape[1]}x{page.shape[0]} page, found in {seconds:.2f} s")
+    return result_picture(page, spots), gallery, heatmap_overlay(page, log_odds), answer
+
+
+def page_choices(pages: Path | None) -> list[str]:
+    if pages is None:
+        return []
+    if not pages.is_dir():
+        raise UserError(f"--pages {pages}: no such folder; give a folder of pages")
+    return sorted(str(p) for p in pages.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def build_app(net: nn.Module, pages: list[str] = (), bf16: bool = False, title: str = "Find Waldo"):
+    """The Gradio Blocks page around one loaded network."""
+    import gradio as gr
+
+    with gr.Blocks(title=title) as app:
+        gr.Markdown(f"# {title}\nDrop a page of a *Where's Waldo?* book, or pick one; the network marks where it "
+                    "thinks Waldo is and shows the next best candidates to check it against.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                # any file: this app, not the browser, says what is wrong with one that is not a page
+                upload = gr.File(label="Page (JPEG, PNG, TIFF, ...)", type="filepath", elem_id="page-upload")
+                chosen = gr.Dropdown(choices=[(Path(p).name, p) for p in pages], value=None, label="or one of the pages",
+                                     visible=bool(pages), elem_id="page-choice")
+                scales = gr.CheckboxGroup(SCALE_CHOICES, value=["1.0", "1.25"], label="scales searched (more: slower, finds smaller Waldos)")
+                candidates = gr.Slider(0, 8, value=4, step=1, label="candidates shown after the answer")
+                button = gr.Button("Find Waldo", variant="primary", elem_id="find")
+            with gr.Column(scale=3):
+                answer = gr.Markdown(elem_id="answer")
+                result = gr.Image(label="Result", type="numpy", format="jpeg", elem_id="result")
+                gallery = gr.Gallery(label="Next best candidates", columns=4, height=300, elem_id="candidates")
+                overlay = gr.Image(label="Heatmap over the page", type="numpy", format="jpeg", elem_id="overlay")
+        outputs = [result, gallery, overlay, answer]
+        search_page = lambda path, s, c: find(net, path, s, c, bf16)
+        upload.upload(search_page, [upload, scales, candidates], outputs)
+        upload.clear(lambda: find(net, None, [], 0), None, outputs)
+        chosen.change(search_page, [chosen, scales, candidates], outputs)
+        button.click(lambda up, pick, s, c: search_page(up or pick, s, c), [upload, chosen, scales, candidates], outputs)
+    return app
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", type=Path, help="a train.py checkpoint or waldo-export file (default: the bundled model)")
+    parser.add_argument("--pages", type=Path, help="a folder of pages to pick from")
+    parser.add_argument("--host", default="127.0.0.1", help="listen here (default: this machine only; 0.0.0.0 for every address)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--accelerator", default="auto", help="auto | cpu | gpu")
+    parser.add_argument("--precision", default="auto", help="auto | 32 | bf16")
+    args = parser.parse_args(argv)
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise UserError("waldo-app needs Gradio: pip install -e '.[app]'") from None
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    pages = page_choices(args.pages)
+    device = choose_device(args.accelerator)
+    ckpt = args.ckpt or bundled_model()
+    net = load_network(ckpt, device, setting="--ckpt")
+    app = build_app(net, pages, use_bf16(args.precision, device))
+    app.queue().launch(server_name=args.host, server_port=args.port, show_error=True)
+
+
+if __name__ == "__main__":
+    main()
