@@ -1,82 +1,99 @@
-"""Seconds for one 2800x1760 page: the whole predict.py path, the bare network, and the tutorial's way.
+"""predict.py as a whole process against two anchors on the same page, in the same run: a plain float32
+PyTorch port of the network (bench/ports/plain_torch.py) and the network compiled by OpenVINO
+(bench/ports/openvino_port.py, bf16 where the CPU has it). Each line is the best of --repeat runs of a
+whole process (start-up, imports, reading, search, outputs), so ratios, not seconds, carry across machines.
 
-    python bench/predict_speed.py [--page ../shared/data/waldo/images/8.jpg] [--ckpt model.ckpt] [--repeat 3] [--scales 1.0]
+    python bench/predict_speed.py [--page ../shared/data/waldo/images/8.jpg] [--repeat 2] [--folder DIR ...]
 
-The predict.py path searches the page at --scales, by default predict.py's own (conf/predict.yaml).
-
-The tutorial's way: stretch the page to 2800x1760, stretch again to a multiple of 224, cut it into
-224 panels, run them in batches of 32 and stitch the panels back. Weights do not change the
-times, so without --ckpt the network keeps its initial weights.
+--folder also runs predict.py once over every page of each folder, and reports pages a second.
+The page is resized to 2800x1760, the tutorial's page size. OpenVINO is optional (pip install openvino).
 """
 
 import argparse
-import statistics
+import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
-from waldo_pl.inference.finder import Finder, load_network, use_bf16
-from waldo_pl.inference.heatmap import heatmap, waldo_probability
-from waldo_pl.models.seed_net import SeedNet
-
-PANEL = 224
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from waldo_pl.export import bundled_model  # noqa: E402
+from waldo_pl.inference.device import use_bf16  # noqa: E402
+from waldo_pl.models.checkpoint import load_network  # noqa: E402
 
 
-def tutorial_way(net, page: np.ndarray, bf16: bool) -> np.ndarray:
-    image = Image.fromarray(page).resize((2800, 1760), Image.NEAREST)
-    w, h = (-(-s // PANEL) * PANEL for s in image.size)
-    image = np.asarray(image.resize((w, h), Image.BILINEAR), dtype=np.float32) / 255
-    rows, cols = h // PANEL, w // PANEL
-    panels = image.reshape(rows, PANEL, cols, PANEL, 3).transpose(0, 2, 4, 1, 3).reshape(-1, 3, PANEL, PANEL)
-    out = []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for i in range(0, len(panels), 32):
-            batch = torch.from_numpy(np.ascontiguousarray(panels[i : i + 32])).contiguous(memory_format=torch.channels_last)
-            out.append(waldo_probability(net(batch)).numpy())
-    return np.concatenate(out).reshape(rows, cols, PANEL, PANEL).transpose(0, 2, 1, 3).reshape(h, w)
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
 
-def timed(fn, repeat: int) -> float:
+def best_time(command: list[str], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        fn()
+        subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
+
+
+def openvino_model(folder: Path) -> Path | None:
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    net = load_network(bundled_model()).to(memory_format=torch.contiguous_format)
+    model = ov.convert_model(net, example_input=torch.rand(1, 3, 256, 256), input=[1, 3, -1, -1])
+    path = folder / "tutorial_net.xml"
+    ov.save_model(model, path, compress_to_fp16=False)
+    return path
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--page", type=Path, default=REPO.parent / "shared/data/waldo/images/8.jpg")
-    parser.add_argument("--ckpt", type=Path)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--scales", type=float, nargs="+", default=list(OmegaConf.load(REPO / "conf/predict.yaml").scales))
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--folder", type=Path, nargs="*", default=[])
     args = parser.parse_args()
-    device = torch.device("cpu")
-    net = load_network(args.ckpt, device) if args.ckpt else SeedNet().eval().to(memory_format=torch.channels_last)
-    page = np.asarray(Image.open(args.page).convert("RGB").resize((2800, 1760), Image.BILINEAR))
-    page_file = Path(tempfile.mkdtemp()) / "page.jpg"
-    Image.fromarray(page).save(page_file, quality=95)
-    print(f"page: {args.page.name} as 2800x1760, scales: {args.scales}, threads: {torch.get_num_threads()}, median of {args.repeat}")
-    searched = sum(s * s for s in args.scales)  # pages' worth of pixels the scales add up to
-    for bf16 in (False, True) if use_bf16("auto", device) else (False,):
-        label = "bf16" if bf16 else "fp32"
-        finder = Finder(net, scales=tuple(args.scales), bf16=bf16)
-        heatmap(net, page[:256, :256], bf16=bf16)  # warm up
-        full = timed(lambda: finder.answer(page_file, page_file.parent, "page"), args.repeat)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            x = torch.from_numpy(page.copy()).permute(2, 0, 1)[None].float().div(255).contiguous(memory_format=torch.channels_last)
-            bare = timed(lambda: net(x), args.repeat)
-        tutorial = timed(lambda: tutorial_way(net, page, bf16), args.repeat)
-        print(f"[{label}] predict.py path (read, heatmap, answer, pictures, JSON): {full:6.2f} s   (at scales {args.scales})")
-        print(f"[{label}] bare network on the page:                          {bare:6.2f} s   (overhead {100 * (full / (bare * searched) - 1):+.0f}% for {searched:.2f} pages' pixels)")
-        print(f"[{label}] tutorial's way (stretch, 224 panels, stitch):       {tutorial:6.2f} s")
+    work = Path(tempfile.mkdtemp())
+    page = work / "page.jpg"
+    Image.open(args.page).convert("RGB").resize((2800, 1760), Image.BILINEAR).save(page, quality=95)
+    bf16 = use_bf16("auto", torch.device("cpu"))
+    print(f"{cpu_name()}, {torch.get_num_threads()} threads, native bf16: {bf16}; {args.page.name} as 2800x1760; best of {args.repeat}")
+
+    python = sys.executable
+    rows = [("plain PyTorch port, fp32, scale 1", [python, "bench/ports/plain_torch.py", str(page), str(bundled_model())])]
+    ir = openvino_model(work)
+    if ir is not None:
+        precision = "bf16" if bf16 else "f32"
+        rows.append((f"OpenVINO, {precision}, scale 1", [python, "bench/ports/openvino_port.py", str(page), str(ir), precision]))
+    predict = [python, "predict.py", f"img={page}", f"output_dir={work / 'out'}"]
+    rows += [("predict.py, defaults (scales 1 and 1.25)", predict), ("predict.py scales=[1.0]", [*predict, "scales=[1.0]"])]
+    times = {}
+    for label, command in rows:
+        times[label] = best_time(command, args.repeat)
+    plain = times[rows[0][0]]
+    anchor = times[rows[1][0]] if ir is not None else None
+    for label, seconds in times.items():
+        against = f"  {seconds / anchor:5.2f}x OpenVINO" if anchor else ""
+        print(f"{label:<45} {seconds:6.2f} s  {seconds / plain:5.2f}x plain{against}")
+
+    for folder in args.folder:
+        pages = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
+        start = time.perf_counter()
+        subprocess.run([python, "predict.py", f"img={folder}", f"output_dir={work / folder.name}"], cwd=REPO, check=True, capture_output=True)
+        seconds = time.perf_counter() - start
+        megapixels = sum(np.prod(Image.open(p).size) for p in pages) / 1e6
+        print(f"predict.py over {folder} ({len(pages)} pages, {megapixels:.0f} Mpx): {seconds:.1f} s, "
+              f"{len(pages) / seconds:.2f} pages/s, {megapixels / seconds:.2f} Mpx/s")
 
 
 if __name__ == "__main__":

@@ -67,3 +67,20 @@ def test_waldo_pixels_per_crop_makes_a_small_waldo_count_as_much_as_a_big_one():
     assert pull_of_each_waldo(waldo_pixels_per_crop=10) == pytest.approx(1.0)
     with pytest.raises(UserError, match="model.waldo_pixels_per_crop"):
         WaldoSegmenter(TutorialNet(), optimizer=torch.optim.Adam, waldo_pixels_per_crop=0)
+
+
+@pytest.mark.parametrize("weights", ["initial", "bundled"])
+def test_the_fast_inference_graph_gives_the_networks_log_odds(weights):
+    from waldo_pl.export import bundled_model
+    from waldo_pl.models.checkpoint import load_network
+    from waldo_pl.models.fast_graph import fast_graph
+    from waldo_pl.models.outputs import waldo_log_odds
+
+    torch.manual_seed(0)
+    net = TutorialNet().eval() if weights == "initial" else load_network(bundled_model())
+    x = torch.rand(2, 3, 80, 144).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        plain, fast = waldo_log_odds(net(x)), waldo_log_odds(fast_graph(net)(x))
+    assert fast.shape == plain.shape == (2, 80, 144)
+    assert (fast - plain).abs().max() < 1e-4 * max(1.0, float(plain.abs().max()))
+    assert (plain - plain.mean()).abs().max() > 1e-3  # not a flat map, which any graph would match

@@ -26,6 +26,7 @@ from waldo_pl.inference.pictures import heatmap_overlay, result_picture, zoomed
 from waldo_pl.inference.predict import IMAGE_SUFFIXES
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import load_network
+from waldo_pl.models.fast_graph import fast_graph
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     pages = page_choices(args.pages)
     device = choose_device(args.accelerator)
     ckpt = args.ckpt or bundled_model()
-    net = load_network(ckpt, device, setting="--ckpt")
+    net = fast_graph(load_network(ckpt, device, setting="--ckpt"))
     app = build_app(net, pages, use_bf16(args.precision, device))
     app.queue().launch(server_name=args.host, server_port=args.port, show_error=True)
 

@@ -26,6 +26,7 @@ from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.device import choose_device, use_bf16
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import load_network
+from waldo_pl.models.fast_graph import fast_graph
 
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False) -> str:
@@ -89,7 +90,7 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
         raise UserError(f"{data_root}: no such folder (the run's data.root); give the pages with --data")
     held_out = {p["page"] for p in record["pages"]}
     device = choose_device("auto")  # as predict.py: the GPU when there is one
-    net = load_network(ckpt, device, setting=None)
+    net = fast_graph(load_network(ckpt, device, setting=None))
     settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=use_bf16("auto", device))
     results = []
     if data_root not in pages_at:

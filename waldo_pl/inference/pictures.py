@@ -7,7 +7,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
-from torchvision.utils import draw_bounding_boxes
 
 from waldo_pl.inference.answer import Spot
 from waldo_pl.models.outputs import probability
@@ -48,9 +47,11 @@ def tutorial_figure(page: np.ndarray, spot: Spot) -> np.ndarray:
     out[y1:y2, x1:x2] = page[y1:y2, x1:x2]
     line = max(2, round(max(h, w) / 800))
     # the line goes around the box, not over Waldo
-    outer = torch.tensor([[max(0, x1 - line), max(0, y1 - line), min(w - 1, x2 + line - 1), min(h - 1, y2 + line - 1)]], dtype=torch.float32)
-    drawn = draw_bounding_boxes(torch.from_numpy(out).permute(2, 0, 1), outer, colors="red", width=line)
-    return drawn.permute(1, 2, 0).numpy()
+    top, left, bottom, right = max(0, y1 - line), max(0, x1 - line), min(h, y2 + line), min(w, x2 + line)
+    for rows, cols in ((slice(top, y1), slice(left, right)), (slice(y2, bottom), slice(left, right)),
+                       (slice(top, bottom), slice(left, x1)), (slice(top, bottom), slice(x2, right))):
+        out[rows, cols] = (255, 0, 0)
+    return out
 
 
 def preview_scale(height: int, width: int) -> float:

@@ -25,6 +25,7 @@ from waldo_pl.inference.device import choose_device, use_bf16
 from waldo_pl.inference.report import PageAnswer, score, write_answer, write_pictures, write_report
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import load_network
+from waldo_pl.models.fast_graph import fast_graph
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
     truth = read_labels(labels) if labels else None
     device = choose_device(accelerator)
     search_settings = SearchSettings(bf16=use_bf16(precision, device), **settings)
-    net = load_network(ckpt, device)
+    net = fast_graph(load_network(ckpt, device))
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     answers, failed = [], []

@@ -26,8 +26,11 @@ def page_logits(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
 
 
 def waldo_log_odds(logits: torch.Tensor) -> torch.Tensor:
-    """(..., 2, H, W) logits -> (..., H, W) log-odds of Waldo, float32: the probability is its sigmoid."""
+    """(..., 2, H, W) logits -> (..., H, W) log-odds of Waldo, float32: the probability is its sigmoid. A network
+    with one output channel (models/fast_graph.py) gives the log-odds themselves."""
     logits = logits.float()
+    if logits.shape[-3] == 1:
+        return logits[..., 0, :, :]
     return logits[..., 1, :, :] - logits[..., 0, :, :]
 
 
