@@ -95,3 +95,24 @@ def test_folds_cover_every_page_once_and_spare_always_train(tmp_path):
         split_pages(pages, folds=5, fold=5)
     with pytest.raises(UserError, match="data.folds=1"):
         split_pages(pages, folds=1)
+
+
+def test_data_root_takes_several_folders_and_keeps_page_names_apart(page_folder, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(page_folder / "images", other / "images")
+    (other / "images" / "b.jpg").rename(other / "images" / "d.jpg")
+    text = (page_folder / "annotations.csv").read_text().replace("b.jpg", "d.jpg")
+    (other / "annotations.csv").write_text(text)
+    one = WaldoDataModule(root=str(page_folder), panel=32, folds=2, fold=0)
+    one.setup()
+    both = WaldoDataModule(root=[str(page_folder), str(other)], panel=32, folds=2, fold=0)
+    both.setup()
+    names = sorted(p.name for p in both.train_pages + both.val_pages)
+    assert len(one.train_pages + one.val_pages) == 3
+    # a.png and c.png are in both folders: each takes its folder's name; b.jpg and d.jpg keep theirs
+    assert names == sorted(["b.jpg", "d.jpg", f"{page_folder.name}/a.png", "other/a.png", f"{page_folder.name}/c.png", "other/c.png"])
+    assert {p.name for p in both.val_pages}.isdisjoint(p.name for p in both.train_pages) and both.val_pages
+    with pytest.raises(UserError, match="data.root=/no/such: no such folder"):
+        WaldoDataModule(root=[str(page_folder), "/no/such"])

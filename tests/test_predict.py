@@ -225,6 +225,7 @@ def different_architecture(tmp_path):
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "accelerator=gpu"], "no CUDA GPU"),
         (lambda t, c: [f"ckpt={c}"], "img= is required"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "flip=maybe"], "flip=maybe: Value 'maybe' is not a valid bool"),
+        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "backend=nope"], "backend=nope: use auto, torch or openvino"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "threshold=80"], "threshold=80.0: must be a probability"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[0]"], "scales=[0.0]: give one or more positive"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[big]"], "scales=[big]: Value 'big' of type 'str' could not be converted to Float"),

@@ -2,6 +2,8 @@
 
 import itertools
 
+import pytest
+
 from conftest import shared_pages_or_skip
 from waldo_pl.data.crops import CropStream
 from waldo_pl.data.formats import load_pages
@@ -23,3 +25,15 @@ def test_crops_from_shared_pages():
     with_waldo = [bool(t.any()) for _, t in crops]
     assert sum(with_waldo) == int(60 * 0.34)
     assert all(c.shape == (3, 224, 224) for c, _ in crops)
+
+
+def test_both_shared_collections_load_as_one_set_of_pages():
+    root = shared_pages_or_skip()
+    dm = root.parent / "waldo-dm"
+    if not (dm / "annotations.csv").is_file():
+        pytest.skip(f"{dm} is absent")
+    from waldo_pl.data.formats import load_collections
+
+    pages = load_collections([root, dm])
+    names = [p.name for p in pages]
+    assert len(pages) == 31 + 20 == len(set(names)) and sum(n.startswith("dm-") for n in names) == 20

@@ -54,7 +54,8 @@ def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint
     write_csv(tmp_path / "annotations.csv", rows)
     pages = load_pages(tmp_path)
 
-    predicted = predict(img=str(tmp_path / "images"), ckpt=str(trained_checkpoint), output_dir=str(tmp_path / "out"), scales=[1.0])
+    predicted = predict(img=str(tmp_path / "images"), ckpt=str(trained_checkpoint), output_dir=str(tmp_path / "out"), scales=[1.0],
+                        backend="torch")
     by_predict = {a.image.name: (a.spots[0].x, a.spots[0].y) for a in predicted}
 
     validation = PageValidation(pictures=False)

@@ -21,12 +21,11 @@ from torch import nn
 from waldo_pl.data.page import image_size, read_image
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.export import bundled_model
-from waldo_pl.inference.device import choose_device, use_bf16
+from waldo_pl.inference.device import choose_device, search_network, use_bf16
 from waldo_pl.inference.pictures import heatmap_overlay, result_picture, zoomed
 from waldo_pl.inference.predict import IMAGE_SUFFIXES
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import load_network
-from waldo_pl.models.fast_graph import fast_graph
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--accelerator", default="auto", help="auto | cpu | gpu")
     parser.add_argument("--precision", default="auto", help="auto | 32 | bf16")
+    parser.add_argument("--backend", default="auto", help="auto (OpenVINO on a CPU where it is installed) | torch | openvino")
     args = parser.parse_args(argv)
     try:
         import gradio  # noqa: F401
@@ -125,8 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     pages = page_choices(args.pages)
     device = choose_device(args.accelerator)
     ckpt = args.ckpt or bundled_model()
-    net = fast_graph(load_network(ckpt, device, setting="--ckpt"))
-    app = build_app(net, pages, use_bf16(args.precision, device))
+    bf16 = use_bf16(args.precision, device)
+    net = search_network(load_network(ckpt, device, setting="--ckpt"), device, bf16, args.backend)
+    app = build_app(net, pages, bf16)
     app.queue().launch(server_name=args.host, server_port=args.port, show_error=True)
 
 

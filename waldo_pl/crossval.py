@@ -16,11 +16,11 @@ import argparse
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from waldo_pl.data.download import COMPLETE_MARKER, default_root
-from waldo_pl.data.formats import load_pages
+from waldo_pl.data.formats import load_collections
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.device import choose_device, use_bf16
@@ -85,17 +85,20 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
     if data_root is None:
         if cfg is None:
             raise UserError(f"{run}: no .hydra/config.yaml to read data.root from; give the pages with --data")
-        data_root = Path(cfg.data.root) if cfg.data.get("root") is not None else downloaded_pages()
-    if not data_root.is_dir():
-        raise UserError(f"{data_root}: no such folder (the run's data.root); give the pages with --data")
+        data_root = cfg.data.get("root")
+        data_root = downloaded_pages() if data_root is None else data_root
+    roots = tuple(Path(r) for r in data_root) if isinstance(data_root, (list, tuple, ListConfig)) else (Path(data_root),)
+    for root in roots:
+        if not root.is_dir():
+            raise UserError(f"{root}: no such folder (the run's data.root); give the pages with --data")
     held_out = {p["page"] for p in record["pages"]}
     device = choose_device("auto")  # as predict.py: the GPU when there is one
     net = fast_graph(load_network(ckpt, device, setting=None))
     settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=use_bf16("auto", device))
     results = []
-    if data_root not in pages_at:
-        pages_at[data_root] = load_pages(data_root)
-    for page in (p for p in pages_at[data_root] if p.name in held_out):
+    if roots not in pages_at:
+        pages_at[roots] = load_collections(list(roots))
+    for page in (p for p in pages_at[roots] if p.name in held_out):
         _, spots = search(net, page.image, settings)
         results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes)})
     order = [p["page"] for p in record["pages"]]

@@ -10,11 +10,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import ListConfig
 from torch.utils.data import DataLoader
 
 from waldo_pl.data.crops import CropLoader, CropStream
 from waldo_pl.data.download import ensure_downloaded
-from waldo_pl.data.formats import load_pages
+from waldo_pl.data.formats import load_collections
 from waldo_pl.data.page import Page
 from waldo_pl.errors import UserError
 
@@ -72,7 +73,7 @@ class WaldoDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
+        root: str | list[str] | None = None,
         panel: int = 224,
         batch_size: int = 6,
         steps_per_epoch: int = 6,
@@ -96,8 +97,11 @@ class WaldoDataModule(L.LightningDataModule):
             raise UserError(f"data.num_workers={num_workers}: must be 0 (crops made in the training process) or more")
         if overfit_pages is not None and overfit_pages < 1:
             raise UserError(f"data.overfit_pages={overfit_pages}: must be 1 or more, or null to train as usual")
-        if root is not None and not Path(root).is_dir():
-            raise UserError(f"data.root={root}: no such folder; point data.root at a folder of labelled pages")
+        if isinstance(root, (list, tuple, ListConfig)):
+            root = [str(folder) for folder in root]  # plain strings, not a ListConfig: checkpoints load weights-only
+        for folder in [] if root is None else root if isinstance(root, list) else [root]:
+            if not Path(folder).is_dir():
+                raise UserError(f"data.root={folder}: no such folder; point data.root at a folder of labelled pages")
         # plain lists, not Hydra ListConfigs, so that the checkpoint loads with weights_only
         val_pages = None if val_pages is None else [str(name) for name in val_pages]
         always_train = [str(name) for name in always_train]
@@ -115,8 +119,7 @@ class WaldoDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.crop_stream is not None:
             return
-        root = Path(self.hparams.root) if self.hparams.root is not None else ensure_downloaded()
-        pages = load_pages(root)
+        pages = load_collections(self.hparams.root if self.hparams.root is not None else ensure_downloaded())
         hp = self.hparams
         if hp.get("overfit_pages"):  # debug=overfit: learn a few pages and be checked on the same ones
             self.train_pages = self.val_pages = pages[: hp.overfit_pages]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import dataclasses
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -43,6 +44,21 @@ def load_pages(root: str | Path) -> list[Page]:
         f"data.root={root}: found no annotations.csv, VOC .xml files or {NPY_PAGES}; "
         "point data.root at a folder of labelled pages"
     )
+
+
+def load_collections(roots: str | Path | list) -> list[Page]:
+    """The pages of one labelled folder or of several (a list), in order. A page name that two folders share
+    becomes '<folder>/<name>' in each, so that every page keeps a name of its own."""
+    roots = [Path(r) for r in roots] if isinstance(roots, (list, tuple)) else [Path(roots)]
+    if not roots:
+        raise UserError("data.root=[]: give a folder of labelled pages, or a list of them")
+    collections = [load_pages(root) for root in roots]
+    seen: dict[str, int] = {}
+    for pages in collections:
+        for page in pages:
+            seen[page.name] = seen.get(page.name, 0) + 1
+    return [page if seen[page.name] == 1 else dataclasses.replace(page, name=f"{root.name}/{page.name}")
+            for root, pages in zip(roots, collections) for page in pages]
 
 
 def _checked_box(where: str, name: str, box, size, page_size) -> list[int] | None:

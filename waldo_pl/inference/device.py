@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from waldo_pl.errors import UserError
+from waldo_pl.models.fast_graph import fast_graph
 
 
 def choose_device(accelerator: str) -> torch.device:
@@ -26,3 +28,19 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     if str(precision) in ("32", "bf16"):
         return str(precision) == "bf16"
     raise UserError(f"precision={precision}: use auto, 32 or bf16")
+
+
+def search_network(net: nn.Module, device: torch.device, bf16: bool, backend: str = "auto") -> nn.Module:
+    """What the search runs: the network's cheaper exact graph in PyTorch, or on a CPU with OpenVINO installed
+    (backend=auto or openvino) that graph compiled by OpenVINO."""
+    from waldo_pl.inference import openvino_backend
+
+    if backend not in ("auto", "torch", "openvino"):
+        raise UserError(f"backend={backend}: use auto, torch or openvino")
+    if backend == "openvino" and not openvino_backend.available():
+        raise UserError("backend=openvino: OpenVINO is not installed; pip install -e '.[openvino]', or use backend=torch")
+    if backend == "openvino" and device.type != "cpu":
+        raise UserError("backend=openvino runs on the CPU; use accelerator=cpu, or backend=torch on the GPU")
+    if backend == "openvino" or backend == "auto" and device.type == "cpu" and openvino_backend.available():
+        return openvino_backend.compile_network(net, bf16)
+    return fast_graph(net)

@@ -13,6 +13,7 @@ overlapping tiles. Tiles start on the 16-pixel grid and only their inner parts, 
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import numpy as np
 import torch
@@ -74,7 +75,7 @@ def page_log_odds(
 ) -> np.ndarray:
     """Waldo log-odds (H, W) float32 for an RGB uint8 page (H, W, 3); tiles when the page is over `max_whole_pixels`."""
     check_tile(tile)
-    device = next(net.parameters()).device
+    device = next(itertools.chain(net.parameters(), net.buffers())).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     h, w = page.shape[:2]
     if h * w <= max_whole_pixels:

@@ -21,11 +21,10 @@ from waldo_pl.data.formats import read_labels
 from waldo_pl.data.page import read_image
 from waldo_pl.errors import UserError
 from waldo_pl.export import bundled_model
-from waldo_pl.inference.device import choose_device, use_bf16
+from waldo_pl.inference.device import choose_device, search_network, use_bf16
 from waldo_pl.inference.report import PageAnswer, score, write_answer, write_pictures, write_report
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import load_network
-from waldo_pl.models.fast_graph import fast_graph
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,7 @@ class PredictConfig:
     labels: Optional[str] = None          # annotations.csv or a folder of VOC .xml: also write report.csv and report.md
     accelerator: str = "auto"          # auto | cpu | gpu
     precision: str = "auto"            # auto | 32 | bf16
+    backend: str = "auto"              # auto (OpenVINO on a CPU where it is installed) | torch | openvino
     threshold: float = 0.8
     scales: List[float] = dataclasses.field(default_factory=lambda: [1.0, 1.25])
     flip: bool = False
@@ -90,7 +90,8 @@ def answer_page(net: nn.Module, image: Path, settings: SearchSettings, out_dir: 
 
 
 def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", labels: str | None = None,
-            accelerator: str = "auto", precision: str = "auto", full: bool = False, **settings) -> list[PageAnswer]:
+            accelerator: str = "auto", precision: str = "auto", backend: str = "auto", full: bool = False,
+            **settings) -> list[PageAnswer]:
     """Find Waldo on every page of `img`; print a line each, write the files, and score against `labels`."""
     if ckpt is None:
         ckpt = bundled_model()
@@ -100,7 +101,7 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
     truth = read_labels(labels) if labels else None
     device = choose_device(accelerator)
     search_settings = SearchSettings(bf16=use_bf16(precision, device), **settings)
-    net = fast_graph(load_network(ckpt, device))
+    net = search_network(load_network(ckpt, device), device, search_settings.bf16, backend)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     answers, failed = [], []
