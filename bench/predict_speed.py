@@ -40,7 +40,8 @@ def best_time(command: list[str], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
+        subprocess.run(command, cwd=Path(command[1]).resolve().parent if command[1].endswith("predict.py") else REPO,
+                       check=True, capture_output=True, text=True)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -62,6 +63,7 @@ def main():
     parser.add_argument("--page", type=Path, default=REPO.parent / "shared/data/waldo/images/8.jpg")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--folder", type=Path, nargs="*", default=[])
+    parser.add_argument("--before", type=Path, help="another checkout of this project: its predict.py is timed too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     page = work / "page.jpg"
@@ -76,7 +78,12 @@ def main():
         precision = "bf16" if bf16 else "f32"
         rows.append((f"OpenVINO, {precision}, scale 1", [python, "bench/ports/openvino_port.py", str(page), str(ir), precision]))
     predict = [python, "predict.py", f"img={page}", f"output_dir={work / 'out'}"]
-    rows += [("predict.py, defaults (scales 1 and 1.25)", predict), ("predict.py scales=[1.0]", [*predict, "scales=[1.0]"])]
+    if args.before:
+        before = [python, str(args.before / "predict.py"), f"img={page}", f"output_dir={work / 'before'}"]
+        rows += [(f"{args.before.name}/predict.py, defaults", before), (f"{args.before.name}/predict.py scales=[1.0]", [*before, "scales=[1.0]"])]
+    rows += [("predict.py backend=torch, defaults", [*predict, "backend=torch"]),
+             ("predict.py backend=torch scales=[1.0]", [*predict, "backend=torch", "scales=[1.0]"]),
+             ("predict.py, defaults (scales 1 and 1.25)", predict), ("predict.py scales=[1.0]", [*predict, "scales=[1.0]"])]
     times = {}
     for label, command in rows:
         times[label] = best_time(command, args.repeat)

@@ -198,7 +198,7 @@ def test_config_dir_and_searchpath_compose_as_plain_hydra_does(tmp_path):
     added = tmp_path / "added"
     (added / "experiment").mkdir(parents=True)
     (added / "experiment" / "cd.yaml").write_text("# @package _global_\nseed: 41\n")
-    own = run_train("-cd", str(added), "experiment=cd", "--cfg", "job")
+    own = run_train("-cd", str(added), "-cn", "train", "experiment=cd", "--cfg", "job")
     assert own.returncode == 0, own.stderr[-2000:]
     assert "\nseed: 41\n" in own.stdout
     extra = tmp_path / "extra"
