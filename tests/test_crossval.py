@@ -43,3 +43,21 @@ def test_rescoring_a_run_without_saved_config_asks_for_the_pages(tmp_path):
     (tmp_path / "r" / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(UserError, match="no .hydra/config.yaml to read data.root from; give the pages with --data"):
         fold_table(tmp_path, scales=[1.0])
+
+
+def test_the_table_says_what_the_confidence_means_on_the_held_out_pages(tmp_path):
+    from waldo_pl.inference.report import reliability_table
+
+    pages = [{"hit": 1, "confidence": 0.97}, {"hit": 0, "confidence": 0.96}, {"hit": 1, "confidence": 1.0},
+             {"hit": 0, "confidence": 0.3}, {"hit": 1, "confidence": 0.85}]
+    table = reliability_table(pages).splitlines()
+    assert "| 0% to 50% | 1 | 0 | 0% | 30.0% |" in table
+    assert "| 95% to 99% | 2 | 1 | 50% | 96.5% |" in table and "| 99% to 100% | 1 | 1 | 100% | 100.0% |" in table
+    assert table[-1] == "Mean confidence of hits 94.0% (3 pages), of misses 63.0% (2 pages)."
+    fake_run(tmp_path / "0", 0, 0, [True, False])
+    assert "What the confidence means" not in fold_table(tmp_path)  # runs that did not record it
+    record = json.loads((tmp_path / "0" / "metrics.json").read_text())
+    for page, confidence in zip(record["pages"], (0.9, 0.4)):
+        page["confidence"] = confidence
+    (tmp_path / "0" / "metrics.json").write_text(json.dumps(record))
+    assert "| 90% to 95% | 1 | 1 | 100% | 90.0% |" in fold_table(tmp_path)

@@ -195,7 +195,8 @@ def test_predict_py_on_a_mixed_folder_finishes_the_good_pages_and_lists_the_bad(
     assert "16 px" in summary
     report = (out / "report.csv").read_text().splitlines()
     assert report[0].startswith("image,hit,top5_hit,distance") and len(report) == 4
-    assert "hit rate" in (out / "report.md").read_text()
+    report_md = (out / "report.md").read_text()
+    assert "hit rate" in report_md and "## What the confidence means" in report_md and "Mean confidence of hits" in report_md
 
 
 def test_predict_py_takes_a_glob(trained_checkpoint, tmp_path):

@@ -23,6 +23,7 @@ from waldo_pl.data.download import COMPLETE_MARKER, default_root
 from waldo_pl.data.formats import load_collections
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.inference.answer import page_outcome
+from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.device import choose_device, use_bf16
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import load_network
@@ -51,6 +52,8 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
         lines += [f"| seed {seed} | | {seed} | {len(pages)} pages | {hit_rates(pages)} | | | |" for seed, pages in by_seed.items()]
     pooled = [p for pages in by_seed.values() for p in pages]
     lines.append(f"| **all** | | | {len(pooled)} pages | {hit_rates(pooled, bold=True)} | | | |")
+    if pooled and all("confidence" in p for p in pooled):
+        lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
     return "\n".join(lines)
 
 

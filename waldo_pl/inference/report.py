@@ -72,6 +72,25 @@ def score(answers: list[PageAnswer], labels: dict[str, np.ndarray]) -> tuple[lis
     return rows, totals
 
 
+CONFIDENCE_BANDS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+def reliability_table(pages: list[dict]) -> str:
+    """What the confidence means on labelled pages: per confidence band, how many answers were right, beside
+    the band's mean confidence (calibrated, the two agree); then the mean confidence of hits and of misses."""
+    lines = ["| confidence | pages | right | share right | mean confidence |", "| --- | --- | --- | --- | --- |"]
+    for low, high in zip(CONFIDENCE_BANDS, CONFIDENCE_BANDS[1:]):
+        band = [p for p in pages if low <= p["confidence"] < high or high == 1.0 and p["confidence"] == 1.0]
+        if band:
+            right = sum(p["hit"] for p in band)
+            mean = sum(p["confidence"] for p in band) / len(band)
+            lines.append(f"| {low:.0%} to {high:.0%} | {len(band)} | {right} | {right / len(band):.0%} | {mean:.1%} |")
+    hits, misses = [p["confidence"] for p in pages if p["hit"]], [p["confidence"] for p in pages if not p["hit"]]
+    mean = lambda values: f"{sum(values) / len(values):.1%}" if values else "-"
+    lines += ["", f"Mean confidence of hits {mean(hits)} ({len(hits)} pages), of misses {mean(misses)} ({len(misses)} pages)."]
+    return "\n".join(lines)
+
+
 def write_report(out_dir: Path, rows: list[dict], totals: dict) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
@@ -85,5 +104,6 @@ def write_report(out_dir: Path, rows: list[dict], totals: dict) -> None:
         "| page | hit | top-5 hit | distance (px) | confidence | seconds |", "| --- | --- | --- | --- | --- | --- |",
         *(f"| {r['image']} | {'yes' if r['hit'] else 'no'} | {'yes' if r['top5_hit'] else 'no'} | {r['distance']} | "
           f"{r['confidence']:.2%} | {r['seconds']} |" for r in rows),
+        "", "## What the confidence means", "", reliability_table(rows),
     ]
     write_text_atomically(out_dir / "report.md", "\n".join(lines) + "\n")
