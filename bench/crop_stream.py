@@ -21,13 +21,15 @@ def main():
     parser.add_argument("--panel", type=int, default=224)
     parser.add_argument("--zooms", type=float, nargs="+", default=[1.0])
     parser.add_argument("--colour-jitter", type=float, default=0.0)
+    parser.add_argument("--photo-look", type=float, default=0.0)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
 
     start = time.perf_counter()
     pages = load_pages(args.root)
     loaded = time.perf_counter()
-    stream = CropStream(pages, panel=args.panel, prop=0.34, seed=0, zooms=args.zooms, colour_jitter=args.colour_jitter)
+    stream = CropStream(pages, panel=args.panel, prop=0.34, seed=0, zooms=args.zooms, colour_jitter=args.colour_jitter,
+                         photo_look=args.photo_look)
     ready = time.perf_counter()
     crops = iter(stream)
     next(crops)
@@ -37,7 +39,8 @@ def main():
     rate = args.crops / (time.perf_counter() - t0)
     print(f"pages: {len(pages)}  boxes: {sum(len(p.waldo_boxes) for p in pages)}")
     print(f"load pages: {loaded - start:.2f} s   build stream: {ready - loaded:.2f} s")
-    print(f"crops/s, one worker, {args.panel}x{args.panel}, zooms {args.zooms}, colour jitter {args.colour_jitter}: {rate:.0f}")
+    print(f"crops/s, one worker, {args.panel}x{args.panel}, zooms {args.zooms}, colour jitter {args.colour_jitter}, "
+          f"photo look {args.photo_look}: {rate:.0f}")
 
 
 if __name__ == "__main__":

@@ -139,3 +139,24 @@ def test_colour_jitter_varies_brightness_but_not_targets():
         CropStream([page], panel=PANEL, colour_jitter=1.5)
     with pytest.raises(UserError, match="data.zooms"):
         CropStream([page], panel=PANEL, zooms=(0.0,))
+
+
+def test_photo_look_changes_the_pixels_keeps_the_target_on_waldo_and_the_stream_seeded(page_folder):
+    pages = load_pages(page_folder)
+    clean = CropStream(pages, panel=64, prop=1.0, seed=3)
+    photo = CropStream(pages, panel=64, prop=1.0, seed=3, photo_look=1.0)
+    again = CropStream(pages, panel=64, prop=1.0, seed=3, photo_look=1.0)
+    redness_inside, redness_outside = [], []
+    for (c, t), (p, m), (a, n) in itertools.islice(zip(clean, photo, again), 40):
+        assert p.shape == c.shape and p.dtype == torch.float32 and 0 <= float(p.min()) and float(p.max()) <= 1
+        assert m.shape == t.shape and set(m.unique().tolist()) <= {0, 1}
+        assert torch.equal(p, a) and torch.equal(m, n)  # a function of the seed alone
+        assert (p - c).abs().mean() > 0.01
+        redness = p[0] - p[1:].mean(0)
+        if m.any() and (m == 0).any():
+            redness_inside.append(float(redness[m == 1].mean()))
+            redness_outside.append(float(redness[m == 0].mean()))
+    # Waldo's red-and-white stripes are still where the target says, after the perspective and lens steps
+    assert np.mean(redness_inside) > np.mean(redness_outside) + 0.1
+    with pytest.raises(UserError, match="data.photo_look=2"):
+        CropStream(pages, panel=64, photo_look=2)

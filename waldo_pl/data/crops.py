@@ -12,6 +12,7 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from waldo_pl.data.page import Page, boxes_to_mask
+from waldo_pl.data.photo_look import photograph
 from waldo_pl.errors import UserError
 
 # Waldo-free window corners are listed on this grid: exact, and small enough to keep for every page.
@@ -47,7 +48,8 @@ class CropStream(IterableDataset):
     A share `prop` of the crops contains a whole Waldo box at a random offset (for a box larger
     than the window, a random window inside it); the rest contain no Waldo pixel. Each crop is
     seen at one of `zooms` (a window of P / zoom pixels resized to P), flipped left-right with
-    probability 1/2, and its brightness, contrast and saturation scaled by up to +-`colour_jitter`.
+    probability 1/2, and its brightness, contrast and saturation scaled by up to +-`colour_jitter`; a share
+    `photo_look` of them is made to look photographed (data/photo_look.py).
     The stream is a function of (seed, rank, worker, epoch) alone.
     """
 
@@ -59,6 +61,7 @@ class CropStream(IterableDataset):
         seed: int = 0,
         zooms: Sequence[float] = (1.0,),
         colour_jitter: float = 0.0,
+        photo_look: float = 0.0,
     ):
         if not 0.0 <= prop <= 1.0:
             raise UserError(f"data.prop={prop}: must be between 0 and 1")
@@ -68,6 +71,9 @@ class CropStream(IterableDataset):
             raise UserError(f"data.zooms={list(zooms)}: needs positive zoom factors, e.g. [0.75, 1.0, 1.5]")
         if not 0.0 <= colour_jitter < 1.0:
             raise UserError(f"data.colour_jitter={colour_jitter}: must be in [0, 1)")
+        if not 0.0 <= photo_look <= 1.0:
+            raise UserError(f"data.photo_look={photo_look}: the share of crops made to look photographed, from 0 to 1")
+        self.photo_look = photo_look
         self.windows = sorted({max(16, round(panel / z)) for z in zooms})
         self.pages = [pad_to_panel(p, max(self.windows)) for p in pages]
         self.panel, self.prop, self.seed, self.colour_jitter = panel, prop, seed, colour_jitter
@@ -129,6 +135,8 @@ class CropStream(IterableDataset):
             crop, target = crop.flip(-1), target.flip(-1)
         if self.colour_jitter:
             crop = self._jitter(rng, crop)
+        if self.photo_look and rng.random() < self.photo_look:
+            crop, target = photograph(rng, crop, target)
         return crop, target
 
     def set_hardness(self, hardness: dict[int, list[np.ndarray]], boost: float) -> None:

@@ -85,6 +85,7 @@ class WaldoDataModule(L.LightningDataModule):
         always_train: list[str] = (),
         zooms: list[float] = (1.0,),
         colour_jitter: float = 0.0,
+        photo_look: float = 0.0,
         num_workers: int = 0,
         seed: int = 0,
         split_seed: int | None = None,
@@ -132,7 +133,7 @@ class WaldoDataModule(L.LightningDataModule):
             "%d training pages, %d validation pages (%s)",
             len(self.train_pages), len(self.val_pages), ", ".join(p.name for p in self.val_pages),
         )
-        self.crop_stream = CropStream(self.train_pages, hp.panel, hp.prop, hp.seed, hp.zooms, hp.colour_jitter)
+        self.crop_stream = CropStream(self.train_pages, hp.panel, hp.prop, hp.seed, hp.zooms, hp.colour_jitter, hp.get("photo_look", 0.0))
         if self.trainer is not None:
             self.crop_stream.rank = self.trainer.global_rank
 
