@@ -98,11 +98,13 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [p["page"] for p in record["pages"]] == ["p6.png", "p7.png"] and all(p["hit"] for p in record["pages"])
     table = fold_table(tmp_path)
-    assert "2/2" in table.splitlines()[-1] and 0 < record["fit_seconds"] < wall  # the fit alone, not setup
-    assert f"{record['fit_seconds'] / 60:.1f} min" in table.splitlines()[2]
+    rows = lambda text: text.split("\n\n")[0].splitlines()  # the fold table, without the confidence table after it
+    assert "2/2" in rows(table)[-1] and 0 < record["fit_seconds"] < wall  # the fit alone, not setup
+    assert f"{record['fit_seconds'] / 60:.1f} min" in rows(table)[2]
+    assert "Mean confidence of hits" in table
     # the last checkpoint searches the held-out pages again, as predict.py would, and finds the same
-    assert fold_table(tmp_path, scales=[1.0], data_root=learnable_pages).splitlines()[2:] == table.splitlines()[2:]
-    assert "2/2" in fold_table(tmp_path, data_root=learnable_pages, flip=True).splitlines()[-1]
+    assert rows(fold_table(tmp_path, scales=[1.0], data_root=learnable_pages))[2:] == rows(table)[2:]
+    assert "2/2" in rows(fold_table(tmp_path, data_root=learnable_pages, flip=True))[-1]
     with pytest.raises(UserError, match="no such folder"):
         fold_table(tmp_path, scales=[1.0, 2.0], data_root=tmp_path / "nowhere")
 
