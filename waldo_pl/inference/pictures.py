@@ -59,11 +59,12 @@ def preview_scale(height: int, width: int) -> float:
 
 
 def shrunk(page: np.ndarray, scale: float) -> Image.Image:
+    """The page at `scale` (shrunk, or for a small page enlarged)."""
     image = Image.fromarray(np.ascontiguousarray(page))
-    if scale >= 1.0:
+    if scale == 1.0:
         return image
     size = (max(1, round(page.shape[1] * scale)), max(1, round(page.shape[0] * scale)))
-    return image.resize(size, Image.BILINEAR, reducing_gap=2.0)
+    return image.resize(size, Image.BILINEAR, reducing_gap=2.0 if scale < 1 else None)
 
 
 def window_around(box: tuple[int, int, int, int], height: int, width: int, least: int = 64) -> tuple[int, int, int, int]:
@@ -99,10 +100,14 @@ def result_picture(page: np.ndarray, spots: list[Spot]) -> np.ndarray:
     """The page shrunk to fit a screen, dimmed but for the answer, the next best candidates numbered; beside it
     Waldo zoomed with a line to where he is, and each candidate zoomed with its confidence."""
     h, w = page.shape[:2]
-    scale = preview_scale(h, w)
+    best, others = spots[0], spots[1:]
+    thumbs_per_row = 2
+    rows = -(-len(others) // thumbs_per_row)
+    panel_height = 40 + INSET + (40 + rows * (THUMB + 30) if others else 0) + 10
+    # a large page shrinks to fit a screen; a small one grows to the panel's height, leaving no empty band
+    scale = min(PREVIEW_SIDE / max(h, w), max(1.0, panel_height / h))
     preview = shrunk(page, scale)
     pw, ph = preview.size
-    best, others = spots[0], spots[1:]
     bx1, by1, bx2, by2 = (round(v * scale) for v in marked_box(best, h, w))
     bx2, by2 = max(bx2, bx1 + 1), max(by2, by1 + 1)
     pixels = np.asarray(preview)
@@ -110,9 +115,6 @@ def result_picture(page: np.ndarray, spots: list[Spot]) -> np.ndarray:
     dimmed[by1:by2, bx1:bx2] = pixels[by1:by2, bx1:bx2]
     preview = Image.fromarray(dimmed)
 
-    thumbs_per_row = 2
-    rows = -(-len(others) // thumbs_per_row)
-    panel_height = 40 + INSET + (40 + rows * (THUMB + 30) if others else 0) + 10
     canvas = Image.new("RGB", (pw + PANEL, max(ph, panel_height)), (24, 24, 24))
     canvas.paste(preview, (0, 0))
     draw = ImageDraw.Draw(canvas)
