@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ def test_validation_pages_are_held_out_whole(page_folder):
     assert [p.name for p in dm.val_pages] == ["b.jpg"]
     assert "b.jpg" not in {p.name for p in dm.crop_stream.pages}
     (batch,) = list(dm.val_dataloader())
-    assert batch["name"] == "b.jpg" and batch["image"].shape == (1, 3, 96, 128)
+    assert batch["name"] == "b.jpg" and batch["page"].shape == (96, 128, 3) and batch["page"].dtype == np.uint8
     assert batch["waldo_boxes"].tolist() == [[60, 10, 76, 30]]
     train = list(dm.train_dataloader())
     assert len(train) == 2 and train[0][0].shape == (4, 3, 64, 64)

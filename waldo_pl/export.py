@@ -17,7 +17,7 @@ import torch
 
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically, write_text_atomically
-from waldo_pl.models.checkpoint import load_network, network_spec, read_checkpoint
+from waldo_pl.models.checkpoint import network_from, network_spec, read_checkpoint
 
 BUNDLED = "waldo.pt"
 
@@ -31,7 +31,7 @@ def export(ckpt: Path, out: Path, record: dict | None = None) -> Path:
     config = checkpoint.get("config")
     if not isinstance(config, dict) or not network_spec(checkpoint):
         raise UserError(f"{ckpt}: not a checkpoint written by train.py (no run config); give the last.ckpt of a train.py run")
-    load_network(ckpt, setting=None)  # builds only this project's networks, and the weights must fit
+    network_from(checkpoint, str(ckpt))  # builds only this project's networks, and the weights must fit
     state = checkpoint["state_dict"]
     small = {
         "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in state.items() if k.startswith("net.")},

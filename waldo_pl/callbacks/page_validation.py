@@ -3,6 +3,8 @@ top-5 hit rate, the distance, each page's outcome (for metrics.json) and a pictu
 
 from __future__ import annotations
 
+import dataclasses
+
 import lightning as L
 import numpy as np
 import torch
@@ -22,8 +24,8 @@ class PageValidation(L.Callback):
     """Search each validation page whole, at `scales`, and log how the answer went."""
 
     def __init__(self, threshold: float = 0.8, scales: tuple[float, ...] = (1.0,), pictures: bool = True):
-        self.settings = dict(threshold=threshold, scales=tuple(float(s) for s in scales))
-        SearchSettings(**self.settings)  # a bad threshold or scale fails when the callback is built
+        # whole pages, never tiles; a bad threshold or scale fails when the callback is built
+        self.settings = SearchSettings(threshold=threshold, scales=tuple(scales), max_whole_pixels=1 << 40)
         self.pictures = pictures
         self.page_results: list[dict] = []
 
@@ -32,10 +34,8 @@ class PageValidation(L.Callback):
 
     @torch.no_grad()
     def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        image, boxes = batch["image"], batch["waldo_boxes"].cpu().numpy()
-        page = (image[0].permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()
-        settings = SearchSettings(**self.settings, bf16="bf16" in str(trainer.precision), max_whole_pixels=1 << 40)
-        log_odds, spots = search(module, page, settings)
+        page, boxes = batch["page"], batch["waldo_boxes"]
+        log_odds, spots = search(module, page, dataclasses.replace(self.settings, bf16="bf16" in str(trainer.precision)))
         outcome = page_outcome(spots, boxes)
         target = torch.from_numpy(boxes_to_mask(boxes, *page.shape[:2])).long()[None]
         loss = module.loss(two_class_logits(torch.from_numpy(log_odds))[None].to(module.device), target.to(module.device))

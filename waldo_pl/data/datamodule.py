@@ -59,13 +59,10 @@ def split_pages(
 
 
 def collate_pages(pages: list[Page]) -> dict:
-    """Whole pages for validation: one at a time, since pages differ in size."""
+    """Whole pages for validation, one at a time since pages differ in size, as the search takes them: RGB uint8
+    arrays (numpy, so Lightning leaves them where they are; the search moves them to the network)."""
     (page,) = pages
-    return {
-        "name": page.name,
-        "image": torch.from_numpy(np.ascontiguousarray(page.image).transpose(2, 0, 1)).float().div_(255)[None],
-        "waldo_boxes": torch.from_numpy(page.waldo_boxes),
-    }
+    return {"name": page.name, "page": page.image, "waldo_boxes": page.waldo_boxes}
 
 
 class WaldoDataModule(L.LightningDataModule):
@@ -122,7 +119,7 @@ class WaldoDataModule(L.LightningDataModule):
             return
         pages = load_collections(self.hparams.root if self.hparams.root is not None else ensure_downloaded())
         hp = self.hparams
-        if hp.get("overfit_pages"):  # debug=overfit: learn a few pages and be checked on the same ones
+        if hp.overfit_pages:  # debug=overfit: learn a few pages and be checked on the same ones
             self.train_pages = self.val_pages = pages[: hp.overfit_pages]
         else:
             self.train_pages, self.val_pages = split_pages(
@@ -133,7 +130,7 @@ class WaldoDataModule(L.LightningDataModule):
             "%d training pages, %d validation pages (%s)",
             len(self.train_pages), len(self.val_pages), ", ".join(p.name for p in self.val_pages),
         )
-        self.crop_stream = CropStream(self.train_pages, hp.panel, hp.prop, hp.seed, hp.zooms, hp.colour_jitter, hp.get("photo_look", 0.0))
+        self.crop_stream = CropStream(self.train_pages, hp.panel, hp.prop, hp.seed, hp.zooms, hp.colour_jitter, hp.photo_look)
         if self.trainer is not None:
             self.crop_stream.rank = self.trainer.global_rank
 

@@ -82,8 +82,11 @@ def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
 
 def load_network(path: str | Path, device: torch.device | str = "cpu", setting: str | None = "ckpt") -> nn.Module:
     """The network of a train.py checkpoint or a waldo-export file, in eval mode on `device`, channels-last."""
-    where = _where(Path(path), setting)
-    checkpoint = read_checkpoint(path, setting)
+    return network_from(read_checkpoint(path, setting), _where(Path(path), setting)).to(device, memory_format=torch.channels_last)
+
+
+def network_from(checkpoint: dict, where: str) -> nn.Module:
+    """The network a checkpoint read by `read_checkpoint` describes, with its weights, in eval mode on the CPU."""
     spec, weights = network_spec(checkpoint), network_weights(checkpoint)
     with torch.device("meta"):  # the shapes first, without allocating what the arguments ask for
         shapes = build_network(spec, where)
@@ -91,4 +94,4 @@ def load_network(path: str | Path, device: torch.device | str = "cpu", setting: 
         raise UserError(f"{where}: holds another architecture than {type(shapes).__name__}; give a checkpoint of this project's network")
     net = build_network(spec, where)
     net.load_state_dict(weights)
-    return net.eval().to(device, memory_format=torch.channels_last)
+    return net.eval()
