@@ -48,6 +48,16 @@ def test_a_box_larger_than_the_panel_gives_a_window_inside_it():
         assert bool(target.all())
 
 
+def test_a_head_and_body_box_becomes_a_head_target_and_a_head_box_stays_whole():
+    # a photo's box frames head and body (20 x 60 px): the target is its top 20 x 26; a scan's head box (20 x 26) is kept
+    body = Page("photo", draw_page(200, 200, [(90, 70, 110, 130)]), [(90, 70, 110, 130)])
+    head = Page("scan", draw_page(200, 200, [(90, 70, 110, 96)]), [(90, 70, 110, 96)])
+    for page in (body, head):
+        for _, target in take(CropStream([page], panel=PANEL, prop=1.0), 10):
+            rows, cols = np.nonzero(target.numpy())
+            assert rows.max() - rows.min() + 1 == 26 and cols.max() - cols.min() + 1 == 20
+
+
 def test_flips_show_both_ways(page_folder):
     page = Page("one", draw_page(64, 64, [(0, 0, 8, 8)]), [(0, 0, 8, 8)])
     seen = {(bool(t[0, 0]), bool(t[0, -1])) for _, t in take(CropStream([page], panel=PANEL, prop=1.0), 40)}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from waldo_pl.data.page import Page, boxes_to_mask
+from waldo_pl.data.page import Page, boxes_to_mask, head_boxes
 from waldo_pl.data.photo_look import photograph
 from waldo_pl.errors import UserError
 
@@ -46,7 +46,8 @@ class CropStream(IterableDataset):
     """Endless (crop float32 (3, P, P) in [0, 1], target int64 (P, P)) pairs drawn from `pages`.
 
     A share `prop` of the crops contains a whole Waldo box at a random offset (for a box larger
-    than the window, a random window inside it); the rest contain no Waldo pixel. Each crop is
+    than the window, a random window inside it); the rest contain no Waldo pixel. The target marks
+    his head: a head-and-body box is cut to its top (page.head_boxes). Each crop is
     seen at one of `zooms` (a window of P / zoom pixels resized to P), flipped left-right with
     probability 1/2, and its brightness, contrast and saturation scaled by up to +-`colour_jitter`; a share
     `photo_look` of them is made to look photographed (data/photo_look.py).
@@ -126,7 +127,8 @@ class CropStream(IterableDataset):
             y0, x0 = corners[min(pick, len(corners) - 1)]
         image = page.image[y0 : y0 + win, x0 : x0 + win]
         crop = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
-        boxes = np.clip(page.waldo_boxes - [x0, y0, x0, y0], 0, win) if with_waldo else np.zeros((0, 4))
+        # The target is Waldo's head: a head-and-body box (the photos') is cut to its top (page.head_boxes).
+        boxes = np.clip(head_boxes(page.waldo_boxes) - [x0, y0, x0, y0], 0, win) if with_waldo else np.zeros((0, 4))
         if win != self.panel:
             crop = F.interpolate(crop[None], size=(self.panel, self.panel), mode="bilinear", antialias=True, align_corners=False)[0]
             boxes = np.round(boxes * (self.panel / win)).astype(np.int64)

@@ -42,6 +42,22 @@ class Page:
         return boxes_to_mask(self.waldo_boxes, self.height, self.width)
 
 
+# Boxes that frame Waldo's head alone (../waldo, ../waldo-dm) are at most 1.56 times as tall as wide;
+# boxes that frame his head and body (the photos) run to twice that. The network learns heads: a box
+# taller than BODY_RATIO x its width keeps its top HEAD_RATIO x width.
+BODY_RATIO = 1.6
+HEAD_RATIO = 1.3
+
+
+def head_boxes(boxes: np.ndarray) -> np.ndarray:
+    """The head part of each (N, 4) box: a head-and-body box (taller than BODY_RATIO x its width) cut to its top."""
+    boxes = np.array(boxes, dtype=np.int64).reshape(-1, 4)
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    body = height > BODY_RATIO * width
+    boxes[body, 3] = boxes[body, 1] + np.round(HEAD_RATIO * width[body]).astype(np.int64)
+    return boxes
+
+
 def boxes_to_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     mask = np.zeros((height, width), dtype=np.uint8)
     for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4):
