@@ -37,17 +37,21 @@ def crafted(tmp_path: Path, kind: str, victim: Path) -> Path:
                           "classes": {"_target_": "builtins.open", "_args_": [str(victim), "w"]}},
     }
     path = tmp_path / f"{kind}.ckpt"
-    if kind == "pickle":
+    if kind == "second_stage_open":  # a good first stage, and a second stage that names code to run
+        stage = {"net": nets["open"], "state_dict": {}, "candidates": 10, "platt": [1.0, 0.0], "calibration": "none"}
+        torch.save({"state_dict": weights, "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}},
+                    "second_stage": stage}, path)
+    elif kind == "pickle":
         torch.save({"state_dict": weights, "config": {"model": {"net": {}}}, "payload": Opener(victim)}, path)
     else:
         torch.save({"state_dict": weights, "config": {"model": {"net": nets[kind]}}}, path)
     return path
 
 
-KINDS = ["open", "system", "unknown_arguments", "nested_target", "pickle"]
+KINDS = ["open", "system", "unknown_arguments", "nested_target", "pickle", "second_stage_open"]
 MESSAGES = {"open": "names the network 'builtins.open'", "system": "names the network 'os.system'",
             "unknown_arguments": "arguments it does not take", "nested_target": "arguments it does not take",
-            "pickle": "not a checkpoint written by train.py"}
+            "pickle": "not a checkpoint written by train.py", "second_stage_open": "names the network 'builtins.open'"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -70,7 +74,7 @@ def test_predict_py_refuses_a_crafted_checkpoint_in_one_line_and_runs_nothing(tm
 def test_export_refuses_a_crafted_checkpoint_and_writes_nothing(tmp_path, kind):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="builtins.open" if kind == "second_stage_open" else ""):
         export(crafted(tmp_path, kind, victim), tmp_path / "small.pt")
     assert victim.read_text() == "keep me" and not (tmp_path / "small.pt").exists()
 

@@ -21,11 +21,11 @@ from torch import nn
 from waldo_pl.data.page import image_size, read_image
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.export import bundled_model
-from waldo_pl.inference.device import choose_device, search_network, use_bf16
+from waldo_pl.inference.device import choose_device, load_for_search, use_bf16
 from waldo_pl.inference.pictures import heatmap_overlay, result_picture, zoomed
 from waldo_pl.inference.predict import IMAGE_SUFFIXES
+from waldo_pl.inference.rerank import SecondStage
 from waldo_pl.inference.search import SearchSettings, search
-from waldo_pl.models.checkpoint import load_network
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ SCALE_CHOICES = ["1.0", "1.25", "1.5", "2.0"]
 
 
 def find(net: nn.Module, path: str | None, scales: list[str], candidates: int, bf16: bool = False,
-         max_pixels: int = MAX_PIXELS) -> tuple:
+         max_pixels: int = MAX_PIXELS, stage: SecondStage | None = None) -> tuple:
     """One page through the search: (result picture, candidate gallery, heatmap overlay, answer text).
     A page that cannot be searched gives no pictures and the reason, starting with 'error:'."""
     if not path:
@@ -51,7 +51,7 @@ def find(net: nn.Module, path: str | None, scales: list[str], candidates: int, b
         settings = SearchSettings(scales=tuple(float(s) for s in scales or ["1.0"]), candidates=int(candidates), bf16=bf16)
         start = time.perf_counter()
         page = read_image(path)
-        log_odds, spots = search(net, page, settings)
+        log_odds, spots = search(net, page, settings, stage)
         seconds = time.perf_counter() - start
     except UserError as err:
         message = str(err).replace(str(path), name)
@@ -76,8 +76,9 @@ def page_choices(pages: Path | None) -> list[str]:
     return sorted(str(p) for p in pages.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def build_app(net: nn.Module, pages: list[str] = (), bf16: bool = False, title: str = "Find Waldo"):
-    """The Gradio Blocks page around one loaded network."""
+def build_app(net: nn.Module, pages: list[str] = (), bf16: bool = False, title: str = "Find Waldo",
+              stage: SecondStage | None = None):
+    """The Gradio Blocks page around one loaded model (its first stage, and its second where it has one)."""
     import gradio as gr
 
     with gr.Blocks(title=title) as app:
@@ -98,7 +99,7 @@ def build_app(net: nn.Module, pages: list[str] = (), bf16: bool = False, title: 
                 gallery = gr.Gallery(label="Next best candidates", columns=4, height=300, elem_id="candidates")
                 overlay = gr.Image(label="Heatmap over the page", type="numpy", format="jpeg", elem_id="overlay")
         outputs = [result, gallery, overlay, answer]
-        search_page = lambda path, s, c: find(net, path, s, c, bf16)
+        search_page = lambda path, s, c: find(net, path, s, c, bf16, stage=stage)
         upload.upload(search_page, [upload, scales, candidates], outputs)
         upload.clear(lambda: find(net, None, [], 0), None, outputs)
         chosen.change(search_page, [chosen, scales, candidates], outputs)
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--accelerator", default="auto", help="auto | cpu | gpu")
     parser.add_argument("--precision", default="auto", help="auto | 32 | bf16")
     parser.add_argument("--backend", default="auto", help="auto (OpenVINO on a CPU where it is installed) | torch | openvino")
+    parser.add_argument("--first-stage-only", action="store_true", help="answer with the first stage's order, without the second stage")
     args = parser.parse_args(argv)
     try:
         import gradio  # noqa: F401
@@ -126,8 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     device = choose_device(args.accelerator)
     ckpt = args.ckpt or bundled_model()
     bf16 = use_bf16(args.precision, device)
-    net = search_network(load_network(ckpt, device, setting="--ckpt"), device, bf16, args.backend)
-    app = build_app(net, pages, bf16)
+    net, stage = load_for_search(ckpt, device, bf16, args.backend, "--ckpt", not args.first_stage_only)
+    app = build_app(net, pages, bf16, stage=stage)
     app.queue().launch(server_name=args.host, server_port=args.port, show_error=True)
 
 

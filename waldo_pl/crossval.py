@@ -24,13 +24,12 @@ from waldo_pl.data.formats import load_collections
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.report import reliability_table
-from waldo_pl.inference.device import choose_device, use_bf16
+from waldo_pl.inference.device import choose_device, load_for_search, use_bf16
 from waldo_pl.inference.search import SearchSettings, search
-from waldo_pl.models.checkpoint import load_network
-from waldo_pl.models.fast_graph import fast_graph
 
 
-def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False) -> str:
+def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
+               second_stage: bool = True) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -40,8 +39,9 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
     for path in runs:
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
-        rescore = scales is not None or flip
-        pages = rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at) if rescore else record["pages"]
+        rescore = scales is not None or flip or not second_stage
+        pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage)
+                 if rescore else record["pages"])
         fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
         distances = sorted(p["distance"] for p in pages)
@@ -80,8 +80,9 @@ def fold_and_seed(cfg: DictConfig | None) -> tuple[str, str]:
 
 
 def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list[float], flip: bool,
-                   data_root: Path | None, pages_at: dict) -> list[dict]:
-    """The run's held-out pages searched again by its last checkpoint at `scales` (and mirrored, with `flip`)."""
+                   data_root: Path | None, pages_at: dict, second_stage: bool = True) -> list[dict]:
+    """The run's held-out pages searched again by its last checkpoint at `scales` (and mirrored, with `flip`),
+    re-ranked by its second stage unless `second_stage` is off."""
     ckpt = run / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise UserError(f"{ckpt}: missing; --scales and --flip need each run's last checkpoint")
@@ -96,13 +97,14 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
             raise UserError(f"{root}: no such folder (the run's data.root); give the pages with --data")
     held_out = {p["page"] for p in record["pages"]}
     device = choose_device("auto")  # as predict.py: the GPU when there is one
-    net = fast_graph(load_network(ckpt, device, setting=None))
     settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=use_bf16("auto", device))
+    # the PyTorch graph, as validation searched the pages; the second stage where the run trained one
+    net, stage = load_for_search(ckpt, device, settings.bf16, "torch", None, second_stage)
     results = []
     if roots not in pages_at:
         pages_at[roots] = load_collections(list(roots))
     for page in (p for p in pages_at[roots] if p.name in held_out):
-        _, spots = search(net, page.image, settings)
+        _, spots = search(net, page.image, settings, stage)
         results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes)})
     order = [p["page"] for p in record["pages"]]
     return sorted(results, key=lambda p: order.index(p["page"]))
@@ -127,10 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", type=float, nargs="+", help="search the held-out pages again at these scales")
     parser.add_argument("--flip", action="store_true", help="search the held-out pages again, mirrored as well")
     parser.add_argument("--data", type=Path, help="the labelled pages, if not at the runs' data.root")
+    parser.add_argument("--first-stage-only", action="store_true", help="search the held-out pages again without the second stage")
     args = parser.parse_args(argv)
     if args.scales and min(args.scales) <= 0:
         raise UserError(f"--scales {args.scales}: every scale must be positive")
-    print(fold_table(args.folder, args.scales, args.data, args.flip))
+    print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import torch
 
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically, write_text_atomically
-from waldo_pl.models.checkpoint import network_from, network_spec, read_checkpoint
+from waldo_pl.models.checkpoint import network_from, network_spec, read_checkpoint, second_stage_from
 
 BUNDLED = "waldo.pt"
 
@@ -32,12 +32,18 @@ def export(ckpt: Path, out: Path, record: dict | None = None) -> Path:
     if not isinstance(config, dict) or not network_spec(checkpoint):
         raise UserError(f"{ckpt}: not a checkpoint written by train.py (no run config); give the last.ckpt of a train.py run")
     network_from(checkpoint, str(ckpt))  # builds only this project's networks, and the weights must fit
+    second_stage_from(checkpoint, str(ckpt))  # and its second stage, where it has one
     state = checkpoint["state_dict"]
     small = {
         "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in state.items() if k.startswith("net.")},
         "config": {"model": {"net": network_spec(checkpoint)}},
         "record": {"training": config, "epochs": checkpoint.get("epoch"), "steps": checkpoint.get("global_step"), **(record or {})},
     }
+    if checkpoint.get("second_stage") is not None:
+        stage = dict(checkpoint["second_stage"])
+        stage["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in stage["state_dict"].items()}
+        small["second_stage"] = stage
+        small["record"]["second_stage"] = {k: v for k, v in stage.items() if k not in ("state_dict", "net")}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(out, lambda f: torch.save(small, f))
     # the same record, for people

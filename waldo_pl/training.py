@@ -20,7 +20,9 @@ from waldo_pl.callbacks import PageValidation
 from waldo_pl.cli import one_line, user_error_from
 from waldo_pl.errors import UserError
 from waldo_pl.files import write_text_atomically
+from waldo_pl.inference.rerank import load_second_stage
 from waldo_pl.models.checkpoint import read_checkpoint
+from waldo_pl.second_stage import train_second_stage
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +65,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fit_seconds = time.perf_counter() - started
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    validation = next((c for c in callbacks if isinstance(c, PageValidation)), None)
+    if cfg.get("second_stage") and not trainer.fast_dev_run:
+        stage = fit_second_stage_after(cfg, model, datamodule, trainer)
+        fit_seconds = time.perf_counter() - started
+        if validation is not None:
+            validation.second_stage = stage
     if datamodule.val_pages and not trainer.fast_dev_run:
         # The final weights on the held-out pages, whatever the validation interval was.
         metrics.update(trainer.validate(model, datamodule=datamodule, verbose=False)[0])
-        validation = next((c for c in callbacks if isinstance(c, PageValidation)), None)
         if trainer.is_global_zero and validation is not None:
             write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics, validation.page_results, trainer, fit_seconds)
     log.info("outputs in %s", cfg.paths.output_dir)
     return metrics
+
+
+def fit_second_stage_after(cfg: DictConfig, model, datamodule, trainer: L.Trainer):
+    """Train the second stage on the first stage's final weights, add it to the run's checkpoints, and return it."""
+    checkpoints = sorted(Path(cfg.paths.output_dir, "checkpoints").glob("*.ckpt"))
+    if trainer.is_global_zero and checkpoints:
+        settings = OmegaConf.to_container(cfg.second_stage, resolve=True)
+        record = train_second_stage(model.net, datamodule.train_pages, checkpoints, bf16="bf16" in str(trainer.precision),
+                                    seed=cfg.seed, accelerator="gpu" if model.device.type == "cuda" else "cpu", **settings)
+        log.info("second stage: %s", record)
+    trainer.strategy.barrier()
+    return load_second_stage(read_checkpoint(checkpoints[0], None), str(checkpoints[0])) if checkpoints else None
 
 
 def write_metrics(path: Path, metrics: dict, pages: list[dict], trainer, fit_seconds: float) -> None:

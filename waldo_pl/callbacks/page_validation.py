@@ -28,6 +28,7 @@ class PageValidation(L.Callback):
         self.settings = SearchSettings(threshold=threshold, scales=tuple(scales), max_whole_pixels=1 << 40)
         self.pictures = pictures
         self.page_results: list[dict] = []
+        self.second_stage = None  # set by training once it has trained one, for the final validation
 
     def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.page_results = []  # this validation's pages, for metrics.json
@@ -35,7 +36,8 @@ class PageValidation(L.Callback):
     @torch.no_grad()
     def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         page, boxes = batch["page"], batch["waldo_boxes"]
-        log_odds, spots = search(module, page, dataclasses.replace(self.settings, bf16="bf16" in str(trainer.precision)))
+        settings = dataclasses.replace(self.settings, bf16="bf16" in str(trainer.precision))
+        log_odds, spots = search(module, page, settings, self.second_stage)
         outcome = page_outcome(spots, boxes)
         target = torch.from_numpy(boxes_to_mask(boxes, *page.shape[:2])).long()[None]
         loss = module.loss(two_class_logits(torch.from_numpy(log_odds))[None].to(module.device), target.to(module.device))

@@ -58,6 +58,16 @@ def head_boxes(boxes: np.ndarray) -> np.ndarray:
     return boxes
 
 
+def distance_to_boxes(x: float, y: float, boxes: np.ndarray) -> float:
+    """Pixels from (x, y) to the nearest box (0 inside one); inf with no boxes."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return float("inf")
+    dx = np.maximum(np.maximum(boxes[:, 0] - x, 0), x - (boxes[:, 2] - 1))
+    dy = np.maximum(np.maximum(boxes[:, 1] - y, 0), y - (boxes[:, 3] - 1))
+    return float(np.hypot(dx, dy).min())
+
+
 def boxes_to_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     mask = np.zeros((height, width), dtype=np.uint8)
     for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4):

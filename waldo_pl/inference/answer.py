@@ -8,6 +8,7 @@ import numpy as np
 from scipy.special import logit
 from skimage.segmentation import flood
 
+from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.errors import UserError
 from waldo_pl.models.outputs import probability
 
@@ -18,9 +19,11 @@ class Spot:
     y: int
     confidence: float
     box: tuple[int, int, int, int] | None  # x1, y1, x2, y2, max exclusive
+    first_stage: float | None = None  # the first stage's confidence, once the second stage has re-ranked the spot
 
     def as_dict(self) -> dict:
-        return {"x": self.x, "y": self.y, "confidence": self.confidence, "box": list(self.box) if self.box else None}
+        found = {"x": self.x, "y": self.y, "confidence": self.confidence, "box": list(self.box) if self.box else None}
+        return found if self.first_stage is None else {**found, "first_stage_confidence": self.first_stage}
 
 
 def region_box(heatmap: np.ndarray, y: int, x: int, level: float) -> tuple[int, int, int, int] | None:
@@ -54,16 +57,6 @@ def find_spots(log_odds: np.ndarray, threshold: float = 0.8, count: int = 5, min
         x1, y1, x2, y2 = box or (x, y, x + 1, y + 1)
         work[max(0, min(y1, y - min_distance)) : max(y2, y + min_distance), max(0, min(x1, x - min_distance)) : max(x2, x + min_distance)] = -np.inf
     return spots
-
-
-def distance_to_boxes(x: float, y: float, boxes: np.ndarray) -> float:
-    """Pixels from (x, y) to the nearest box (0 inside one); inf with no boxes."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if not len(boxes):
-        return float("inf")
-    dx = np.maximum(np.maximum(boxes[:, 0] - x, 0), x - (boxes[:, 2] - 1))
-    dy = np.maximum(np.maximum(boxes[:, 1] - y, 0), y - (boxes[:, 3] - 1))
-    return float(np.hypot(dx, dy).min())
 
 
 def page_outcome(spots: list[Spot], boxes: np.ndarray) -> dict:

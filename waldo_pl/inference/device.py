@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 from waldo_pl.errors import UserError
+from waldo_pl.inference.rerank import SecondStage, load_second_stage
+from waldo_pl.models.checkpoint import network_from, read_checkpoint
 from waldo_pl.models.fast_graph import fast_graph
 
 
@@ -44,3 +46,13 @@ def search_network(net: nn.Module, device: torch.device, bf16: bool, backend: st
     if backend == "openvino" or backend == "auto" and device.type == "cpu" and openvino_backend.available():
         return openvino_backend.compile_network(net, bf16)
     return fast_graph(net)
+
+
+def load_for_search(path, device: torch.device, bf16: bool, backend: str = "auto", setting: str | None = "ckpt",
+                    second_stage: bool = True) -> tuple[nn.Module, SecondStage | None]:
+    """From one read of a checkpoint: the first stage as the search runs it, and its second stage (None when the
+    file has none or `second_stage` is off)."""
+    checkpoint = read_checkpoint(path, setting)
+    where = f"{setting}={path}" if setting else str(path)
+    net = network_from(checkpoint, where).to(device, memory_format=torch.channels_last)
+    return search_network(net, device, bf16, backend), load_second_stage(checkpoint, where) if second_stage else None

@@ -21,10 +21,10 @@ from waldo_pl.data.formats import read_labels
 from waldo_pl.data.page import read_image
 from waldo_pl.errors import UserError
 from waldo_pl.export import bundled_model
-from waldo_pl.inference.device import choose_device, search_network, use_bf16
+from waldo_pl.inference.device import choose_device, load_for_search, use_bf16
 from waldo_pl.inference.report import PageAnswer, score, write_answer, write_pictures, write_report
+from waldo_pl.inference.rerank import SecondStage
 from waldo_pl.inference.search import SearchSettings, search
-from waldo_pl.models.checkpoint import load_network
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class PredictConfig:
     batch_size: int = 4
     max_whole_pixels: int = 8_000_000
     full: bool = False                 # also the tutorial's page-size PNG pictures
+    second_stage: bool = True          # re-rank the best spots with the model's second stage, where it has one
 
 
 ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
@@ -78,11 +79,12 @@ def stems(images: list[Path]) -> list[str]:
     return [p.stem if counts[p.stem] == 1 else p.name for p in images]
 
 
-def answer_page(net: nn.Module, image: Path, settings: SearchSettings, out_dir: Path, stem: str, full: bool = False) -> PageAnswer:
+def answer_page(net: nn.Module, image: Path, settings: SearchSettings, out_dir: Path, stem: str, full: bool = False,
+                stage: SecondStage | None = None) -> PageAnswer:
     """Search one page file and write its pictures and JSON."""
     start = time.perf_counter()
     page = read_image(image)
-    log_odds, spots = search(net, page, settings)
+    log_odds, spots = search(net, page, settings, stage)
     write_pictures(out_dir, stem, page, log_odds, spots, full)
     answer = PageAnswer(image, page.shape[1], page.shape[0], spots, time.perf_counter() - start)
     write_answer(out_dir, stem, answer)
@@ -91,7 +93,7 @@ def answer_page(net: nn.Module, image: Path, settings: SearchSettings, out_dir: 
 
 def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", labels: str | None = None,
             accelerator: str = "auto", precision: str = "auto", backend: str = "auto", full: bool = False,
-            **settings) -> list[PageAnswer]:
+            second_stage: bool = True, **settings) -> list[PageAnswer]:
     """Find Waldo on every page of `img`; print a line each, write the files, and score against `labels`."""
     if ckpt is None:
         ckpt = bundled_model()
@@ -101,13 +103,15 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
     truth = read_labels(labels) if labels else None
     device = choose_device(accelerator)
     search_settings = SearchSettings(bf16=use_bf16(precision, device), **settings)
-    net = search_network(load_network(ckpt, device), device, search_settings.bf16, backend)
+    net, stage = load_for_search(ckpt, device, search_settings.bf16, backend, "ckpt", second_stage)
+    if stage is not None:
+        log.info("second stage: re-ranking the best %d spots; confidence calibrated by %s", stage.candidates, stage.calibration)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     answers, failed = [], []
     for image, stem in zip(images, stems(images)):
         try:
-            answer = answer_page(net, image, search_settings, out_dir, stem, full)
+            answer = answer_page(net, image, search_settings, out_dir, stem, full, stage)
         except UserError as err:
             failed.append(str(err) if str(image) in str(err) else f"{image}: {err}")
             log.error("%s", failed[-1])

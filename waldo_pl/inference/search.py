@@ -10,6 +10,7 @@ from torch import nn
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import Spot, check_threshold, find_spots
 from waldo_pl.inference.heatmap import check_scales, check_tile, log_odds_at_scales
+from waldo_pl.inference.rerank import SecondStage, rerank
 from waldo_pl.models.outputs import MULTIPLE
 
 
@@ -42,11 +43,17 @@ class SearchSettings:
             raise UserError(f"max_whole_pixels={self.max_whole_pixels}: must be 0 (always tile) or more")
 
 
-def search(net: nn.Module, page: np.ndarray, settings: SearchSettings = SearchSettings()) -> tuple[np.ndarray, list[Spot]]:
-    """Waldo's log-odds over an RGB uint8 page (H, W, 3), and the best spots on it, the answer first."""
+def search(net: nn.Module, page: np.ndarray, settings: SearchSettings = SearchSettings(),
+           second_stage: SecondStage | None = None) -> tuple[np.ndarray, list[Spot]]:
+    """Waldo's log-odds over an RGB uint8 page (H, W, 3), and the best spots on it, the answer first: the first
+    stage's order, or with a second stage, its order over the first stage's best `second_stage.candidates`."""
     h, w = page.shape[:2]
     if min(h, w) < MULTIPLE:
         raise UserError(f"page is {w}x{h} px; it needs at least {MULTIPLE} px a side")
     log_odds = log_odds_at_scales(net, page, settings.scales, settings.flip, tile=settings.tile,
                                   batch_size=settings.batch_size, max_whole_pixels=settings.max_whole_pixels, bf16=settings.bf16)
-    return log_odds, find_spots(log_odds, settings.threshold, count=1 + settings.candidates)
+    count = 1 + settings.candidates
+    if second_stage is None:
+        return log_odds, find_spots(log_odds, settings.threshold, count=count)
+    spots = find_spots(log_odds, settings.threshold, count=max(count, second_stage.candidates))
+    return log_odds, rerank(second_stage, page, spots, settings.bf16)[:count]

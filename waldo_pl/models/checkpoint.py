@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from waldo_pl.errors import UserError
+from waldo_pl.models.spot_net import SpotNet
 from waldo_pl.models.tutorial_net import TutorialNet
 
 # `_target_` names a file may give for its network; files written before the rename say SeedNet.
@@ -23,6 +24,8 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "waldo_pl.models.TutorialNet": TutorialNet,
     "waldo_pl.models.seed_net.SeedNet": TutorialNet,
 }
+# The second stage's networks, for a file's `second_stage.net._target_`.
+SPOT_NETWORKS: dict[str, type[nn.Module]] = {"waldo_pl.models.spot_net.SpotNet": SpotNet}
 PLAIN = (bool, int, float, str, type(None))
 
 
@@ -54,13 +57,14 @@ def network_spec(checkpoint: dict) -> dict:
     return spec if isinstance(spec, dict) else {}
 
 
-def build_network(spec: dict, where: str) -> nn.Module:
-    """One of NETWORKS, with the plain keyword arguments that `spec` gives; anything else is a UserError."""
-    target = spec.get("_target_", "waldo_pl.models.tutorial_net.TutorialNet")
-    if not isinstance(target, str) or target not in NETWORKS:
+def build_network(spec: dict, where: str, networks: dict[str, type[nn.Module]] = NETWORKS,
+                  default: str = "waldo_pl.models.tutorial_net.TutorialNet") -> nn.Module:
+    """One of `networks`, with the plain keyword arguments that `spec` gives; anything else is a UserError."""
+    target = spec.get("_target_", default)
+    if not isinstance(target, str) or target not in networks:
         raise UserError(f"{where}: names the network {target!r}, which is not one of this project's "
-                        f"({', '.join(sorted(NETWORKS))}); nothing from it was run")
-    cls = NETWORKS[target]
+                        f"({', '.join(sorted(networks))}); nothing from it was run")
+    cls = networks[target]
     kwargs = {k: v for k, v in spec.items() if k != "_target_"}
     bad = [k for k, v in kwargs.items() if k.startswith("_") or not isinstance(v, PLAIN)]
     try:
@@ -87,11 +91,37 @@ def load_network(path: str | Path, device: torch.device | str = "cpu", setting: 
 
 def network_from(checkpoint: dict, where: str) -> nn.Module:
     """The network a checkpoint read by `read_checkpoint` describes, with its weights, in eval mode on the CPU."""
-    spec, weights = network_spec(checkpoint), network_weights(checkpoint)
+    return _built(network_spec(checkpoint), network_weights(checkpoint), where, NETWORKS, "waldo_pl.models.tutorial_net.TutorialNet")
+
+
+def _built(spec: dict, weights: dict, where: str, networks: dict, default: str) -> nn.Module:
     with torch.device("meta"):  # the shapes first, without allocating what the arguments ask for
-        shapes = build_network(spec, where)
+        shapes = build_network(spec, where, networks, default)
     if {k: v.shape for k, v in weights.items()} != {k: v.shape for k, v in shapes.state_dict().items()}:
         raise UserError(f"{where}: holds another architecture than {type(shapes).__name__}; give a checkpoint of this project's network")
-    net = build_network(spec, where)
+    net = build_network(spec, where, networks, default)
     net.load_state_dict(weights)
     return net.eval()
+
+
+def second_stage_from(checkpoint: dict, where: str) -> dict | None:
+    """The second stage a file holds, {"net", "candidates", "platt", "calibration"}, or None when it has none."""
+    stage = checkpoint.get("second_stage")
+    if stage is None:
+        return None
+    try:
+        spec, weights = stage["net"], stage["state_dict"]
+        candidates, platt, calibration = int(stage["candidates"]), [float(v) for v in stage["platt"]], str(stage["calibration"])
+        if not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) != 2 or candidates < 1:
+            raise ValueError
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UserError(f"{where}: its second_stage entry is not one this project writes; export the model again") from None
+    net = _built(spec, weights, f"{where} (second stage)", SPOT_NETWORKS, "waldo_pl.models.spot_net.SpotNet")
+    return {"net": net, "candidates": candidates, "platt": tuple(platt), "calibration": calibration}
+
+
+def second_stage_entry(net: nn.Module, candidates: int, platt: tuple[float, float], calibration: str, spec: dict) -> dict:
+    """What a file stores for its second stage; read back by second_stage_from."""
+    return {"net": dict(spec), "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+            "candidates": int(candidates), "platt": [float(v) for v in platt], "calibration": str(calibration)}

@@ -1,0 +1,156 @@
+"""The second stage: windows around spots, the stream it learns from, and the classifier re-ranking a page's spots."""
+
+import dataclasses
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import draw_page, write_csv
+from waldo_pl.data.page import Page
+from waldo_pl.data.spot_windows import MAX_SIDE, MIN_SIDE, SpotStream, cut_window, window_side
+from waldo_pl.calibration import calibrated, fit_platt
+from waldo_pl.errors import UserError
+from waldo_pl.inference.answer import Spot
+from waldo_pl.inference.rerank import SecondStage, load_second_stage, rerank
+from waldo_pl.models.checkpoint import read_checkpoint
+
+WALDO = (100, 60, 120, 86)
+
+
+def spot(x, y, box=None, confidence=0.9):
+    return {"x": x, "y": y, "box": box, "confidence": confidence}
+
+
+def test_window_side_follows_the_region_within_bounds():
+    assert window_side((0, 0, 20, 26)) == 78
+    assert window_side((0, 0, 4, 4)) == MIN_SIDE and window_side((0, 0, 400, 90)) == MAX_SIDE
+    assert window_side(None) == 96
+
+
+def test_a_window_is_centred_on_the_spot_and_zero_beyond_the_page():
+    page = np.zeros((50, 60, 3), np.uint8)
+    page[20:30, 25:35] = 255
+    window = cut_window(page, 30, 25, 10, 10)
+    assert window.shape == (3, 10, 10) and float(window.min()) == 1.0
+    corner = cut_window(page, 0, 0, 20, 20)
+    assert float(corner[:, :10, :10].abs().sum()) == 0.0  # above and left of the page
+
+
+def test_the_stream_is_half_waldo_and_its_waldo_windows_show_him():
+    page = Page("p", draw_page(200, 240, [WALDO]), [WALDO])
+    spots = [spot(110, 70, (100, 60, 120, 86)), spot(30, 150, (20, 140, 40, 166)), spot(200, 30)]
+    stream = SpotStream([page], [spots], seed=3)
+    pairs = list(itertools.islice(iter(stream), 200))
+    labels = np.array([float(label) for _, label in pairs])
+    assert 0.4 < labels.mean() < 0.6
+    assert all(w.shape == (3, 64, 64) and w.dtype == torch.float32 for w, _ in pairs)
+    # the centre of a Waldo window is his red-and-white stripes; of the others, the page's dim noise
+    centre = lambda w: float(w[:, 28:36, 28:36].mean())
+    waldo = np.mean([centre(w) for w, label in pairs if label == 1])
+    other = np.mean([centre(w) for w, label in pairs if label == 0])
+    assert waldo > other + 0.15
+
+
+def test_the_stream_needs_false_spots_to_learn_from():
+    page = Page("p", draw_page(200, 240, [WALDO]), [WALDO])
+    with pytest.raises(UserError, match="second stage"):
+        SpotStream([page], [[spot(110, 70)]])
+
+
+class Redness(torch.nn.Module):
+    """A stand-in second stage: the window centre's red minus its green, so Waldo's stripes score high."""
+
+    def forward(self, windows):
+        centre = windows[:, :, 24:40, 24:40]
+        return 20 * (centre[:, 0] - centre[:, 1]).mean(dim=(1, 2))
+
+
+def test_rerank_answers_the_spot_the_second_stage_prefers_with_its_calibrated_confidence():
+    page = draw_page(200, 240, [WALDO])
+    spots = [Spot(30, 150, 0.99, (20, 140, 40, 166)), Spot(200, 30, 0.98, None), Spot(110, 72, 0.9, (100, 60, 120, 86))]
+    stage = SecondStage(Redness(), candidates=3, platt=(0.5, -1.0), calibration="test")
+    ranked = rerank(stage, page, spots)
+    assert (ranked[0].x, ranked[0].y) == (110, 72) and ranked[0].first_stage == 0.9
+    assert [s.confidence for s in ranked] == sorted((s.confidence for s in ranked), reverse=True)
+    score = float(Redness()(cut_window(page, 110, 72, window_side(spots[2].box), 64)[None]))
+    assert ranked[0].confidence == pytest.approx(1 / (1 + np.exp(-(0.5 * score - 1.0))), rel=1e-4)
+    assert ranked[0].as_dict()["first_stage_confidence"] == 0.9
+    # it looks at its `candidates` best spots only: Waldo third is out of reach of a two-spot stage
+    ranked = rerank(dataclasses.replace(stage, candidates=2), page, spots)
+    assert len(ranked) == 2 and (110, 72) not in {(s.x, s.y) for s in ranked}
+
+
+def test_platt_scaling_makes_confidence_match_the_share_right():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0, 3, 4000)
+    right = rng.random(4000) < 1 / (1 + np.exp(-(0.4 * scores + 0.5)))  # the truth: sigmoid(0.4 s + 0.5)
+    a, b = fit_platt(scores, right)
+    assert a == pytest.approx(0.4, abs=0.08) and b == pytest.approx(0.5, abs=0.15)
+    confidence = calibrated(scores, (a, b))
+    band = (confidence > 0.8) & (confidence < 0.9)
+    assert 0.75 < right[band].mean() < 0.95
+
+
+@pytest.fixture(scope="module")
+def two_stage_run(tmp_path_factory):
+    """A few steps of both stages on two generated pages, through train.py's code."""
+    from hydra import compose, initialize_config_dir
+
+    from waldo_pl.cli import CONF_DIR
+    from waldo_pl.training import train
+
+    root = tmp_path_factory.mktemp("two_stage")
+    (root / "images").mkdir()
+    rows = []
+    for i, box in enumerate([(30, 40, 46, 60), (100, 20, 116, 40)]):
+        Image.fromarray(draw_page(128, 160, [box], seed=i)).save(root / "images" / f"p{i}.png")
+        rows.append((f"p{i}.png", 160, 128, "waldo", *box))
+    write_csv(root / "annotations.csv", rows)
+    overrides = [f"data.root={root}", "data.panel=64", "data.batch_size=2", "data.steps_per_epoch=1", "data.val_pages=[p1.png]",
+                 "trainer.max_epochs=1", "trainer.accelerator=cpu", "logger=none", f"paths.output_dir={root / 'run'}",
+                 "second_stage=default", "second_stage.steps=3", "second_stage.batch_size=4", "second_stage.candidates=3",
+                 "second_stage.width=4", "second_stage.scales=[1.0]"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        train(compose("train", overrides=overrides))
+    return root
+
+
+def test_training_adds_the_second_stage_to_its_checkpoints(two_stage_run):
+    checkpoints = sorted((two_stage_run / "run" / "checkpoints").glob("*.ckpt"))
+    assert checkpoints
+    for path in checkpoints:
+        stage = load_second_stage(read_checkpoint(path), str(path))
+        assert stage is not None and stage.candidates == 3
+    record = torch.load(checkpoints[0], weights_only=True)["second_stage"]["record"]
+    assert record["pages"] == 1 and record["steps"] == 3
+    metrics = json.loads((two_stage_run / "run" / "metrics.json").read_text())
+    assert [p["page"] for p in metrics["pages"]] == ["p1.png"]
+
+
+def test_predict_answers_with_the_second_stage_unless_told_not_to(two_stage_run, tmp_path):
+    from waldo_pl.inference.predict import predict
+
+    ckpt = two_stage_run / "run" / "checkpoints" / "last.ckpt"
+    page = two_stage_run / "images" / "p0.png"
+    both = predict(str(page), str(ckpt), str(tmp_path / "both"), backend="torch", candidates=1, scales=[1.0])[0]
+    first = predict(str(page), str(ckpt), str(tmp_path / "first"), backend="torch", candidates=1, scales=[1.0], second_stage=False)[0]
+    assert all(s.first_stage is not None for s in both.spots) and len(both.spots) == 2
+    assert all(s.first_stage is None for s in first.spots)
+    answer = json.loads((tmp_path / "both" / "p0.json").read_text())
+    assert "first_stage_confidence" in answer and "first_stage_confidence" in answer["candidates"][0]
+    # the second stage re-orders the first stage's own spots
+    assert {(s.x, s.y) for s in both.spots} <= {(s.x, s.y) for s in predict(
+        str(page), str(ckpt), str(tmp_path / "first3"), backend="torch", candidates=2, scales=[1.0], second_stage=False)[0].spots}
+
+
+def test_export_keeps_the_second_stage(two_stage_run, tmp_path):
+    from waldo_pl.export import export
+
+    out = export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "small.pt")
+    stage = load_second_stage(read_checkpoint(out), str(out))
+    assert stage is not None and stage.candidates == 3
+    assert json.loads(out.with_suffix(".json").read_text())["second_stage"]["candidates"] == 3

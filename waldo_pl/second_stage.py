@@ -1,0 +1,73 @@
+"""Train the second stage after the first: mine the first stage's spots on the training pages, learn to tell
+Waldo from them (models/spot_module.py), and store it with the first stage in the run's checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from waldo_pl.data.page import Page
+from waldo_pl.data.spot_windows import SpotStream
+from waldo_pl.files import write_atomically
+from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.models.checkpoint import second_stage_entry
+from waldo_pl.models.fast_graph import fast_graph
+from waldo_pl.models.spot_module import SpotClassifier
+from waldo_pl.models.spot_net import SpotNet
+
+log = logging.getLogger(__name__)
+
+# Until calibrated on held-out pages, the confidence is the second stage's own probability.
+UNCALIBRATED = (1.0, 0.0)
+
+
+def mine_spots(net: nn.Module, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
+    """The first stage's best spots on each page, as {x, y, confidence, box}, best first."""
+    mined = []
+    with torch.inference_mode():
+        for page in pages:
+            _, spots = search(net, page.image, settings)
+            mined.append([s.as_dict() for s in spots])
+    return mined
+
+
+def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], steps: int = 1500, batch_size: int = 64,
+                     lr: float = 2e-3, photo_look: float = 0.0, width: int = 32, seed: int = 0,
+                     precision: str = "bf16-mixed", accelerator: str = "cpu") -> nn.Module:
+    """A SpotNet trained on windows around the pages' Waldos and the first stage's false spots."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    stream = SpotStream(pages, spots, seed=seed, photo_look=photo_look)
+    module = SpotClassifier(SpotNet(width), lr=lr, max_steps=steps)
+    trainer = L.Trainer(max_steps=steps, accelerator=accelerator, precision=precision, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(stream, batch_size=batch_size))
+    return module.net.eval()
+
+
+def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 10,
+                       scales: Sequence[float] = (1.0, 1.25), bf16: bool = False, **fit) -> dict:
+    """Mine, fit, and add the second stage to each checkpoint file (written whole); returns its record."""
+    started = time.perf_counter()
+    settings = SearchSettings(scales=tuple(scales), candidates=2 * candidates - 1, bf16=bf16)
+    spots = mine_spots(fast_graph(first_net).eval(), pages, settings)
+    mined = time.perf_counter()
+    net = fit_second_stage(pages, spots, **fit)
+    record = {"candidates": candidates, "pages": len(pages), "mine_seconds": round(mined - started, 1),
+              "fit_seconds": round(time.perf_counter() - mined, 1), **{k: v for k, v in fit.items() if k != "accelerator"}}
+    entry = second_stage_entry(net, candidates, UNCALIBRATED, "none: the second stage's own probability", {
+        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 32)})
+    entry["record"] = record
+    for path in checkpoints:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint["second_stage"] = entry
+        write_atomically(path, lambda f: torch.save(checkpoint, f))
+    log.info("second stage: %d pages mined in %.0f s, fitted in %.0f s", len(pages), record["mine_seconds"], record["fit_seconds"])
+    return record
