@@ -3,6 +3,9 @@
 import dataclasses
 import itertools
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +22,9 @@ from waldo_pl.inference.rerank import SecondStage, load_second_stage, rerank
 from waldo_pl.models.checkpoint import read_checkpoint
 
 WALDO = (100, 60, 120, 86)
+REPO = Path(__file__).resolve().parents[1]
+SECOND_STAGE = ["second_stage=default", "second_stage.steps=3", "second_stage.batch_size=4", "second_stage.candidates=3",
+                "second_stage.width=4", "second_stage.scales=[1.0]"]
 
 
 def spot(x, y, box=None, confidence=0.9):
@@ -97,12 +103,7 @@ def test_platt_scaling_makes_confidence_match_the_share_right():
 
 @pytest.fixture(scope="module")
 def two_stage_run(tmp_path_factory):
-    """A few steps of both stages on two generated pages, through train.py's code."""
-    from hydra import compose, initialize_config_dir
-
-    from waldo_pl.cli import CONF_DIR
-    from waldo_pl.training import train
-
+    """A few steps of both stages on two generated pages, through train.py."""
     root = tmp_path_factory.mktemp("two_stage")
     (root / "images").mkdir()
     rows = []
@@ -110,12 +111,11 @@ def two_stage_run(tmp_path_factory):
         Image.fromarray(draw_page(128, 160, [box], seed=i)).save(root / "images" / f"p{i}.png")
         rows.append((f"p{i}.png", 160, 128, "waldo", *box))
     write_csv(root / "annotations.csv", rows)
-    overrides = [f"data.root={root}", "data.panel=64", "data.batch_size=2", "data.steps_per_epoch=1", "data.val_pages=[p1.png]",
-                 "trainer.max_epochs=1", "trainer.accelerator=cpu", "logger=none", f"paths.output_dir={root / 'run'}",
-                 "second_stage=default", "second_stage.steps=3", "second_stage.batch_size=4", "second_stage.candidates=3",
-                 "second_stage.width=4", "second_stage.scales=[1.0]"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        train(compose("train", overrides=overrides))
+    result = subprocess.run([sys.executable, "train.py", f"data.root={root}", "data.panel=64", "data.batch_size=2",
+                             "data.steps_per_epoch=1", "data.val_pages=[p1.png]", "trainer.max_epochs=1", "trainer.accelerator=cpu",
+                             "logger=none", f"hydra.run.dir={root / 'run'}", *SECOND_STAGE],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
     return root
 
 
@@ -154,3 +154,20 @@ def test_export_keeps_the_second_stage(two_stage_run, tmp_path):
     stage = load_second_stage(read_checkpoint(out), str(out))
     assert stage is not None and stage.candidates == 3
     assert json.loads(out.with_suffix(".json").read_text())["second_stage"]["candidates"] == 3
+
+
+def test_waldo_second_stage_retrains_it_for_a_finished_run(two_stage_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(two_stage_run / "run", run)
+    settings = [s.removeprefix("second_stage.") for s in SECOND_STAGE[1:]]
+    result = subprocess.run([sys.executable, "-m", "waldo_pl.second_stage", str(run), *settings, "candidates=2"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for path in (run / "checkpoints").glob("*.ckpt"):
+        assert load_second_stage(read_checkpoint(path), str(path)).candidates == 2
+    bad = subprocess.run([sys.executable, "-m", "waldo_pl.second_stage", str(run), "stepz=3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: stepz: not a second-stage setting"), bad.stderr
+    missing = subprocess.run([sys.executable, "-m", "waldo_pl.second_stage", str(tmp_path / "nowhere")], cwd=REPO, capture_output=True, text=True)
+    assert missing.returncode == 2 and "no readable .hydra/config.yaml" in missing.stderr

@@ -3,6 +3,7 @@ Waldo from them (models/spot_module.py), and store it with the first stage in th
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from collections.abc import Sequence
@@ -11,14 +12,19 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 from torch.utils.data import DataLoader
 
 from waldo_pl.data.page import Page
 from waldo_pl.data.spot_windows import SpotStream
+from waldo_pl.cli import CONF_DIR
+from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically
 from waldo_pl.inference.search import SearchSettings, search
-from waldo_pl.models.checkpoint import second_stage_entry
+from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_entry
 from waldo_pl.models.fast_graph import fast_graph
 from waldo_pl.models.spot_module import SpotClassifier
 from waldo_pl.models.spot_net import SpotNet
@@ -40,7 +46,7 @@ def mine_spots(net: nn.Module, pages: Sequence[Page], settings: SearchSettings) 
 
 
 def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], steps: int = 1500, batch_size: int = 64,
-                     lr: float = 2e-3, photo_look: float = 0.0, width: int = 32, seed: int = 0,
+                     lr: float = 2e-3, photo_look: float = 0.0, width: int = 16, seed: int = 0,
                      precision: str = "bf16-mixed", accelerator: str = "cpu") -> nn.Module:
     """A SpotNet trained on windows around the pages' Waldos and the first stage's false spots."""
     L.seed_everything(seed, workers=True, verbose=False)
@@ -63,7 +69,7 @@ def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints:
     record = {"candidates": candidates, "pages": len(pages), "mine_seconds": round(mined - started, 1),
               "fit_seconds": round(time.perf_counter() - mined, 1), **{k: v for k, v in fit.items() if k != "accelerator"}}
     entry = second_stage_entry(net, candidates, UNCALIBRATED, "none: the second stage's own probability", {
-        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 32)})
+        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)})
     entry["record"] = record
     for path in checkpoints:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -71,3 +77,41 @@ def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints:
         write_atomically(path, lambda f: torch.save(checkpoint, f))
     log.info("second stage: %d pages mined in %.0f s, fitted in %.0f s", len(pages), record["mine_seconds"], record["fit_seconds"])
     return record
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    """waldo-second-stage RUN: train the second stage for a finished train.py run (its first stage's last
+    weights and its training pages), and add it to the run's checkpoints."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("run", type=Path, help="a train.py run folder (with .hydra/config.yaml and checkpoints/)")
+    parser.add_argument("overrides", nargs="*", help="second-stage settings, e.g. steps=500 candidates=8 (conf/second_stage/default.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = OmegaConf.load(args.run / ".hydra" / "config.yaml")
+    except (OSError, OmegaConfBaseException):
+        raise UserError(f"{args.run}: no readable .hydra/config.yaml; give the folder of a train.py run") from None
+    checkpoints = sorted((args.run / "checkpoints").glob("*.ckpt"))
+    if not checkpoints:
+        raise UserError(f"{args.run / 'checkpoints'}: no checkpoint; give the folder of a finished train.py run")
+    defaults = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
+    try:
+        settings = OmegaConf.merge(defaults, cfg.get("second_stage") or {}, OmegaConf.from_dotlist(args.overrides))
+        look = {"data": {"photo_look": cfg.data.get("photo_look", 0.0)}}
+        settings = OmegaConf.to_container(OmegaConf.merge(look, {"s": settings}), resolve=True)["s"]
+    except OmegaConfBaseException as err:
+        raise UserError(f"second-stage settings {args.overrides}: {err}".splitlines()[0]) from None
+    unknown = set(settings) - set(defaults)
+    if unknown:
+        raise UserError(f"{', '.join(sorted(unknown))}: not a second-stage setting; use {', '.join(defaults)}")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    first = network_from(read_checkpoint(args.run / "checkpoints" / "last.ckpt", None), str(args.run / "checkpoints" / "last.ckpt"))
+    bf16 = "bf16" in str(cfg.trainer.get("precision"))
+    record = train_second_stage(first, datamodule.train_pages, checkpoints, bf16=bf16, seed=int(cfg.seed), **settings)
+    print(f"second stage added to {', '.join(str(p) for p in checkpoints)}: {record}")
+
+
+if __name__ == "__main__":
+    main()

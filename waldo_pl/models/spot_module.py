@@ -11,7 +11,7 @@ from waldo_pl.models.spot_net import SpotNet
 
 
 class SpotClassifier(L.LightningModule):
-    def __init__(self, net: nn.Module | None = None, lr: float = 2e-3, weight_decay: float = 1e-4, max_steps: int = 1500):
+    def __init__(self, net: nn.Module | None = None, lr: float = 2e-3, weight_decay: float = 1e-4, max_steps: int = 1000):
         super().__init__()
         self.save_hyperparameters(ignore=["net"], logger=False)
         self.net = net if net is not None else SpotNet()

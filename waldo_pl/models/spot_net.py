@@ -11,18 +11,17 @@ WINDOW = 64  # the window's side in the classifier's pixels
 
 def _stage(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
                          nn.MaxPool2d(2))
 
 
 class SpotNet(nn.Module):
     """(B, 3, WINDOW, WINDOW) windows in [0, 1] -> (B,) log-odds that Waldo's head is at the centre."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 16):
         super().__init__()
         self.features = nn.Sequential(_stage(3, width), _stage(width, 2 * width), _stage(2 * width, 4 * width),
-                                      _stage(4 * width, 4 * width))  # 64 -> 4 px
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * width * 16, 1))
+                                      _stage(4 * width, 8 * width))  # 64 -> 4 px
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * width * (WINDOW // 16) ** 2, 1))
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(windows)).squeeze(1)
