@@ -61,3 +61,36 @@ def test_the_table_says_what_the_confidence_means_on_the_held_out_pages(tmp_path
         page["confidence"] = confidence
     (tmp_path / "0" / "metrics.json").write_text(json.dumps(record))
     assert "| 90% to 95% | 1 | 1 | 100% | 90.0% |" in fold_table(tmp_path)
+
+
+def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage(tmp_path):
+    """Overconfident answers (log-odds 8 on every page, right on half) come out near 50% once calibrated."""
+    import numpy as np
+    import torch
+
+    from waldo_pl.export import export
+    from waldo_pl.inference.rerank import load_second_stage
+    from waldo_pl.models.checkpoint import read_checkpoint, second_stage_entry
+    from waldo_pl.models.spot_net import SpotNet
+    from waldo_pl.models.tutorial_net import TutorialNet
+
+    fake_run(tmp_path / "runs" / "0", 0, 0, [True, False] * 10)
+    record = json.loads((tmp_path / "runs" / "0" / "metrics.json").read_text())
+    for i, page in enumerate(record["pages"]):
+        page["log_odds"], page["confidence"] = 8.0 + 0.1 * (i % 3), 0.9997
+    (tmp_path / "runs" / "0" / "metrics.json").write_text(json.dumps(record))
+    table = fold_table(tmp_path / "runs", calibrate=tmp_path / "calibration.json")
+    fitted = json.loads((tmp_path / "calibration.json").read_text())
+    assert fitted["pages"] == 20 and fitted["hits"] == 10 and "in-sample" in table
+    assert abs(1 / (1 + np.exp(-(fitted["a"] * 8.1 + fitted["b"]))) - 0.5) < 0.1
+
+    ckpt = tmp_path / "two.ckpt"
+    stage = second_stage_entry(SpotNet(4), 3, (1.0, 0.0), "none", {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4})
+    torch.save({"state_dict": {f"net.{k}": v for k, v in TutorialNet().state_dict().items()}, "second_stage": stage,
+                "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}}}, ckpt)
+    out = export(ckpt, tmp_path / "small.pt", calibration=fitted)
+    loaded = load_second_stage(read_checkpoint(out), str(out))
+    assert loaded.platt == pytest.approx((fitted["a"], fitted["b"])) and "20 held-out answers" in loaded.calibration
+    with pytest.raises(UserError, match="every held-out answer is right"):
+        fake_run(tmp_path / "all_right" / "0", 0, 0, [True, True])
+        fold_table(tmp_path / "all_right", calibrate=tmp_path / "c2.json")

@@ -19,9 +19,11 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.data.download import COMPLETE_MARKER, default_root
 from waldo_pl.data.formats import load_collections
 from waldo_pl.errors import UserError, exits_cleanly
+from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.device import choose_device, load_for_search, use_bf16
@@ -29,7 +31,7 @@ from waldo_pl.inference.search import SearchSettings, search
 
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
-               second_stage: bool = True) -> str:
+               second_stage: bool = True, calibrate: Path | None = None) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -54,7 +56,23 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     lines.append(f"| **all** | | | {len(pooled)} pages | {hit_rates(pooled, bold=True)} | | | |")
     if pooled and all("confidence" in p for p in pooled):
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
+    if calibrate is not None:
+        lines += ["", write_calibration(calibrate, pooled, folder)]
     return "\n".join(lines)
+
+
+def write_calibration(path: Path, pages: list[dict], folder: Path) -> str:
+    """Platt scaling fitted on the held-out answers' log-odds, written for waldo-export --calibration."""
+    if len({p["hit"] for p in pages}) < 2:
+        raise UserError(f"{folder}: every held-out answer is {'right' if pages[0]['hit'] else 'wrong'}; calibration needs both")
+    if any("log_odds" not in p for p in pages):
+        raise UserError(f"{folder}: these runs' records hold no log-odds; search them again with --scales 1 1.25 to calibrate")
+    a, b = fit_platt([p["log_odds"] for p in pages], [bool(p["hit"]) for p in pages])
+    record = {"method": "platt", "a": a, "b": b, "pages": len(pages), "hits": sum(p["hit"] for p in pages), "runs": str(folder)}
+    write_text_atomically(path, json.dumps(record, indent=2) + "\n")
+    calibrated_pages = [{**p, "confidence": float(calibrated([p["log_odds"]], (a, b))[0])} for p in pages]
+    return "\n".join([f"Platt scaling fitted on these {len(pages)} answers (a={a:.3f}, b={b:.3f}), written to {path}; "
+                      "on the same answers (in-sample) it gives:", "", reliability_table(calibrated_pages)])
 
 
 def hit_rates(pages: list[dict], bold: bool = False) -> str:
@@ -130,10 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flip", action="store_true", help="search the held-out pages again, mirrored as well")
     parser.add_argument("--data", type=Path, help="the labelled pages, if not at the runs' data.root")
     parser.add_argument("--first-stage-only", action="store_true", help="search the held-out pages again without the second stage")
+    parser.add_argument("--calibrate", type=Path, metavar="OUT.json",
+                        help="fit Platt scaling of the confidence on the held-out answers, for waldo-export --calibration")
     args = parser.parse_args(argv)
     if args.scales and min(args.scales) <= 0:
         raise UserError(f"--scales {args.scales}: every scale must be positive")
-    print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only))
+    print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ def bundled_model() -> Path:
     return Path(str(resources.files("waldo_pl.weights") / BUNDLED))
 
 
-def export(ckpt: Path, out: Path, record: dict | None = None) -> Path:
+def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict | None = None) -> Path:
+    """A small model file from a train.py checkpoint; `calibration` (from waldo-crossval --calibrate) maps the
+    second stage's score to a calibrated confidence."""
     checkpoint = read_checkpoint(ckpt, setting=None)
     config = checkpoint.get("config")
     if not isinstance(config, dict) or not network_spec(checkpoint):
@@ -42,8 +44,15 @@ def export(ckpt: Path, out: Path, record: dict | None = None) -> Path:
     if checkpoint.get("second_stage") is not None:
         stage = dict(checkpoint["second_stage"])
         stage["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in stage["state_dict"].items()}
+        if calibration is not None:  # fitted on the confidences the model gave: compose with its own mapping
+            (a0, b0), a, b = stage["platt"], calibration["a"], calibration["b"]
+            stage["platt"] = [a * a0, a * b0 + b]
+            stage["calibration"] = (f"Platt scaling of the second stage's score, fitted on {calibration['pages']} held-out answers "
+                                    f"({calibration['hits']} right) of the cross-validation runs in {calibration['runs']}")
         small["second_stage"] = stage
         small["record"]["second_stage"] = {k: v for k, v in stage.items() if k not in ("state_dict", "net")}
+    elif calibration is not None:
+        raise UserError(f"{ckpt}: has no second stage, whose score --calibration maps; train one (second_stage=default or waldo-second-stage)")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(out, lambda f: torch.save(small, f))
     # the same record, for people
@@ -57,21 +66,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("ckpt", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--record", type=Path, help="a JSON file of facts to keep with the weights (data, figures)")
+    parser.add_argument("--calibration", type=Path, help="the JSON written by waldo-crossval --calibrate")
     args = parser.parse_args(argv)
     record = read_record(args.record) if args.record else None
-    print(export(args.ckpt, args.out, record))
+    calibration = read_record(args.calibration, "--calibration") if args.calibration else None
+    if calibration is not None and not all(isinstance(calibration.get(k), (int, float)) for k in ("a", "b", "pages", "hits")):
+        raise UserError(f"--calibration {args.calibration}: not a file written by waldo-crossval --calibrate (needs a, b, pages, hits)")
+    print(export(args.ckpt, args.out, record, calibration))
 
 
-def read_record(path: Path) -> dict:
-    """The facts given with --record: a JSON object, read before anything is written."""
+def read_record(path: Path, option: str = "--record") -> dict:
+    """A JSON object given with `option`, read before anything is written."""
     try:
         record = json.loads(path.read_text())
     except OSError as err:
-        raise UserError(f"--record {path}: cannot be read ({err.strerror or type(err).__name__})") from None
+        raise UserError(f"{option} {path}: cannot be read ({err.strerror or type(err).__name__})") from None
     except json.JSONDecodeError as err:
-        raise UserError(f"--record {path}: not JSON ({err.msg}, line {err.lineno}); give a JSON object of facts") from None
+        raise UserError(f"{option} {path}: not JSON ({err.msg}, line {err.lineno}); give a JSON object of facts") from None
     if not isinstance(record, dict):
-        raise UserError(f"--record {path}: holds a {type(record).__name__}; give a JSON object of facts")
+        raise UserError(f"{option} {path}: holds a {type(record).__name__}; give a JSON object of facts")
     return record
 
 

@@ -60,7 +60,10 @@ def find_spots(log_odds: np.ndarray, threshold: float = 0.8, count: int = 5, min
 
 
 def page_outcome(spots: list[Spot], boxes: np.ndarray) -> dict:
-    """How the answer on one labelled page went: hit (the best spot in a box), top-5 hit, distance, the spot."""
+    """How the answer on one labelled page went: hit (the best spot in a box), top-5 hit, distance, the spot, and its
+    confidence also as log-odds (unrounded where the confidence rounds to 100%), for calibration."""
     distances = [distance_to_boxes(s.x, s.y, boxes) for s in spots[:5]]
+    confidence = min(max(spots[0].confidence, 1e-12), 1 - 1e-12)
     return {"hit": int(distances[0] == 0), "top5_hit": int(min(distances) == 0), "distance": round(distances[0], 1),
-            "x": spots[0].x, "y": spots[0].y, "confidence": round(spots[0].confidence, 4)}
+            "x": spots[0].x, "y": spots[0].y, "confidence": round(spots[0].confidence, 4),
+            "log_odds": round(float(logit(confidence)), 3)}
