@@ -14,7 +14,8 @@ from PIL import Image
 
 from conftest import draw_page, write_csv
 from waldo_pl.data.page import Page
-from waldo_pl.data.spot_windows import MAX_SIDE, MIN_SIDE, SpotStream, cut_window, window_side
+from waldo_pl.data.spot_stream import SpotStream
+from waldo_pl.data.spot_windows import MAX_SIDE, MIN_SIDE, cut_window, window_side
 from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import Spot

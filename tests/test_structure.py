@@ -73,3 +73,12 @@ def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint
     by_crossval = {r["page"]: (r["x"], r["y"]) for r in rescored}
 
     assert by_predict == by_validation == by_crossval and len(by_predict) == 2
+
+
+def test_predicting_loads_neither_lightning_nor_torchvision():
+    import subprocess
+    import sys
+
+    script = "import sys, waldo_pl.inference.predict; print(sorted({'lightning', 'torchvision'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert loaded.strip() == "[]"

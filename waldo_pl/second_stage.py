@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from waldo_pl.data.page import Page
-from waldo_pl.data.spot_windows import SpotStream
+from waldo_pl.data.spot_stream import SpotStream
 from waldo_pl.cli import CONF_DIR
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically
@@ -58,7 +58,7 @@ def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], ste
     return module.net.eval()
 
 
-def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 10,
+def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 5,
                        scales: Sequence[float] = (1.0, 1.25), bf16: bool = False, **fit) -> dict:
     """Mine, fit, and add the second stage to each checkpoint file (written whole); returns its record."""
     started = time.perf_counter()

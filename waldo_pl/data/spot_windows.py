@@ -1,20 +1,14 @@
 """Windows around spots for the second stage: cut at a side scaled to the spot's region, resized to WINDOW px.
 
-The same cut serves training (around true Waldos and the first stage's false peaks) and prediction
-(around the first stage's best spots), so the classifier sees at test time what it learned on."""
+The same cut serves training (data/spot_stream.py, around true Waldos and the first stage's false peaks) and
+prediction (inference/rerank.py, around the first stage's best spots), so the classifier sees at test time
+what it learned on."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import IterableDataset, get_worker_info
-
-from waldo_pl.data.page import Page, distance_to_boxes, head_boxes
-from waldo_pl.data.photo_look import photograph
-from waldo_pl.errors import UserError
 
 CONTEXT = 3.0          # the window is this many times the spot region's longer side: head, shoulders and neighbours
 MIN_SIDE, MAX_SIDE = 48, 192
@@ -42,69 +36,3 @@ def cut_window(page: np.ndarray, x: float, y: float, side: int, out: int) -> tor
     if side != out:
         crop = F.interpolate(crop[None], size=(out, out), mode="bilinear", antialias=True, align_corners=False)[0]
     return crop
-
-
-class SpotStream(IterableDataset):
-    """Endless (window float32 (3, WINDOW, WINDOW), label float32) pairs for the second stage, half Waldo.
-
-    Waldo windows: around each page's true head boxes (sides and centres jittered) and around the first
-    stage's spots that hit him. Waldo-free windows: around the first stage's false spots on the page,
-    the higher ranked drawn more often (look-alikes first), and a share `random_share` of random windows.
-    Each is flipped left-right half the time; a share `photo_look` is made to look photographed."""
-
-    def __init__(self, pages: Sequence[Page], spots: Sequence[Sequence[dict]], seed: int = 0, out: int = 64,
-                 photo_look: float = 0.0, random_share: float = 0.2):
-        if len(pages) != len(spots):
-            raise ValueError("one list of spots a page")
-        self.pages, self.out, self.seed, self.photo_look, self.random_share = list(pages), out, seed, photo_look, random_share
-        self.epoch = 0
-        self.waldos = [(i, box) for i, page in enumerate(self.pages) for box in head_boxes(page.waldo_boxes)]
-        hits, misses, weights = [], [], []
-        for i, (page, page_spots) in enumerate(zip(self.pages, spots)):
-            for rank, spot in enumerate(page_spots):
-                inside = distance_to_boxes(spot["x"], spot["y"], page.waldo_boxes) == 0
-                entry = (i, spot["x"], spot["y"], window_side(spot.get("box")))
-                if inside:
-                    hits.append(entry)
-                else:
-                    misses.append(entry)
-                    weights.append(1.0 / (1 + rank))
-        if not self.waldos or not misses:
-            raise UserError("the second stage needs training pages with Waldo boxes and first-stage spots that miss him")
-        self.hits, self.misses = hits, misses
-        self.miss_cdf = np.cumsum(weights)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        worker = get_worker_info()
-        rng = np.random.default_rng([self.seed, worker.id if worker else 0, self.epoch])
-        while True:
-            waldo = rng.random() < 0.5
-            window = self.draw(rng, waldo)
-            if rng.random() < 0.5:
-                window = window.flip(-1)
-            if self.photo_look and rng.random() < self.photo_look:
-                window, _ = photograph(rng, window, torch.zeros(window.shape[-2:], dtype=torch.int64))
-            yield window, torch.tensor(float(waldo))
-
-    def draw(self, rng: np.random.Generator, waldo: bool) -> torch.Tensor:
-        if waldo and (not self.hits or rng.random() < 0.5):
-            i, box = self.waldos[rng.integers(len(self.waldos))]
-            x, y, side = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, window_side(box)
-        elif waldo:
-            i, x, y, side = self.hits[rng.integers(len(self.hits))]
-        elif rng.random() < self.random_share:
-            return self.random_window(rng)
-        else:
-            pick = int(np.searchsorted(self.miss_cdf, rng.random() * self.miss_cdf[-1], side="right"))
-            i, x, y, side = self.misses[min(pick, len(self.misses) - 1)]
-        side *= float(np.exp(rng.uniform(-0.2, 0.2)))
-        x, y = x + rng.normal(0, 0.06 * side), y + rng.normal(0, 0.06 * side)
-        return cut_window(self.pages[i].image, x, y, round(side), self.out)
-
-    def random_window(self, rng: np.random.Generator) -> torch.Tensor:
-        while True:
-            page = self.pages[rng.integers(len(self.pages))]
-            side = int(rng.integers(MIN_SIDE, MAX_SIDE // 2 + 1))
-            x, y = rng.uniform(0, page.width), rng.uniform(0, page.height)
-            if distance_to_boxes(x, y, page.waldo_boxes) > side / 2:
-                return cut_window(page.image, x, y, side, self.out)
