@@ -59,6 +59,7 @@ def main():
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--photo-look", type=float, default=0.25)
     parser.add_argument("--candidates", type=int, nargs="+", default=[3, 5, 10])
+    parser.add_argument("--out", type=Path, help="also write each held-out page's spots, hits and scores here (JSON)")
     args = parser.parse_args()
 
     pages = {(str(root), p.name): p for root in [*args.train, *args.test] for p in load_pages(root)}
@@ -81,8 +82,9 @@ def main():
     fold_of = {g: i % args.folds for i, g in enumerate(test_groups)}
     results = []
     for fold in range(args.folds):
-        held_out = [k for k in pages if groups[k] in fold_of and fold_of[groups[k]] == fold]
-        training = [k for k in pages if k not in held_out and groups[k] not in {groups[h] for h in held_out}]
+        # a held-out photo's scan leaves training too, but only --test pages are scored
+        held_out = [k for k in pages if Path(k[0]) in args.test and fold_of[groups[k]] == fold]
+        training = [k for k in pages if groups[k] not in {groups[h] for h in held_out}]
         started = time.perf_counter()
         net = fit_second_stage([pages[k] for k in training], [spots[k] for k in training], steps=args.steps,
                                photo_look=args.photo_look, seed=args.seed)
@@ -93,6 +95,8 @@ def main():
                             "score": spot_scores(net, page.image, found, bf16=True).tolist()})
         print(f"fold {fold}: trained on {len(training)} pages, {len(held_out)} held out, {time.perf_counter() - started:.0f} s", flush=True)
 
+    if args.out:
+        args.out.write_text(json.dumps(results))
     for collection in sorted({r["collection"] for r in results}):
         rows = [r for r in results if r["collection"] == collection]
         line = f"{collection}: {len(rows)} pages; first stage {sum(r['hit'][0] for r in rows)}"
