@@ -22,7 +22,8 @@ from waldo_pl.export import bundled_model, export
 from waldo_pl.inference.answer import distance_to_boxes
 from waldo_pl.inference.predict import answer_page
 from waldo_pl.inference.search import SearchSettings
-from waldo_pl.models.checkpoint import load_network
+from waldo_pl.inference.rerank import load_second_stage
+from waldo_pl.models.checkpoint import load_network, read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,20 +33,26 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
     assert path.is_file() and path.stat().st_size < 4_000_000
     record = json.loads(path.with_suffix(".json").read_text())
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=long"])
+        cfg = compose("train", overrides=["experiment=bundled"])
     recipe = {part: OmegaConf.to_container(cfg[part], resolve=True) for part in ("data", "model")}
     trained = record["training"]
-    assert trained["task_name"] == "long" and trained["seed"] == 0
+    assert trained["seed"] == 0
     # an option added since, missing from the record, ran at its default: off
     defaults = {k: p.default for k, p in inspect.signature(WaldoDataModule).parameters.items()}
-    assert {k: trained["data"].get(k, defaults.get(k)) for k in recipe["data"] if k not in ("root", "val_fraction")} == \
-        {k: v for k, v in recipe["data"].items() if k not in ("root", "val_fraction")}
+    where = ("root", "val_fraction", "val_pages")  # which pages, not how they are used
+    assert {k: trained["data"].get(k, defaults.get(k)) for k in recipe["data"] if k not in where} == \
+        {k: v for k, v in recipe["data"].items() if k not in where}
     assert trained["model"] == recipe["model"]
     assert all(trained["trainer"].get(k) == cfg.trainer[k] for k in ("max_epochs", "precision", "gradient_clip_val"))
     assert record["steps"] == trained["trainer"]["max_epochs"] * trained["data"]["steps_per_epoch"]
     assert "cross_validation" in record and "command" in record
     net = load_network(path, torch.device("cpu"))
     assert sum(p.numel() for p in net.parameters()) == 1_395_650
+    # both stages, the second as the recipe trains it, its confidence calibrated on held-out pages
+    stage = load_second_stage(read_checkpoint(path), str(path))
+    second = OmegaConf.to_container(cfg.second_stage, resolve=True)
+    assert stage.candidates == second["candidates"] and record["second_stage"]["training"]["steps"] == second["steps"]
+    assert stage.platt != (1.0, 0.0) and "held-out" in stage.calibration
 
 
 def test_the_bundled_model_finds_waldo_on_a_real_page():
@@ -64,6 +71,7 @@ def test_predict_py_without_ckpt_uses_the_bundled_model(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads((tmp_path / "page.json").read_text())
     assert (data["width"], data["height"]) == (150, 120) and 0 <= data["confidence"] <= 1
+    assert 0 <= data["first_stage_confidence"] <= 1  # the answer went through the second stage
     assert 0 <= data["x"] < 150 and 0 <= data["y"] < 120
 
 

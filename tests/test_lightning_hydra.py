@@ -38,11 +38,13 @@ def run_train(*args, timeout=600):
 
 
 def test_the_default_is_the_bundled_models_recipe():
-    default, long = compose_train(), compose_train("experiment=long")
-    for part in ("data", "model", "trainer"):
-        assert OmegaConf.to_container(default[part]) == OmegaConf.to_container(long[part])
+    default, bundled = compose_train(), compose_train("experiment=bundled")
+    for part in ("data", "model", "trainer", "second_stage"):
+        assert OmegaConf.to_container(default[part]) == OmegaConf.to_container(bundled[part])
+    assert default.task_name == "bundled" and default.second_stage is not None
     record = json.loads((REPO / "waldo_pl" / "weights" / "waldo.json").read_text())
-    assert record["training"]["task_name"] == default.task_name == "long"
+    assert record["training"]["data"]["photo_look"] == default.data.photo_look
+    assert record["second_stage"]["candidates"] == default.second_stage.candidates
     assert compose_train("experiment=tutorial").data.panel == 224
 
 

@@ -74,7 +74,7 @@ def test_mining_runs_inside_training_and_logs_the_look_alike_peak(page_folder, t
 
     overrides = [f"data.root={page_folder}", "data.panel=64", "data.batch_size=2", "data.steps_per_epoch=1",
                  "data.val_pages=[b.jpg]", "trainer.max_epochs=2", "trainer.accelerator=cpu", "logger=none",
-                 "callbacks=mining", "callbacks.hard_negative_mining.every_n_epochs=1", f"paths.output_dir={tmp_path}"]
+                 "callbacks=mining", "callbacks.hard_negative_mining.every_n_epochs=1", f"paths.output_dir={tmp_path}", "~second_stage"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         metrics = train(compose("train", overrides=overrides))
     assert 0.0 <= metrics["train/look_alike_peak"] <= 1.0

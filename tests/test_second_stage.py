@@ -143,6 +143,7 @@ def test_predict_answers_with_the_second_stage_unless_told_not_to(two_stage_run,
     assert all(s.first_stage is None for s in first.spots)
     answer = json.loads((tmp_path / "both" / "p0.json").read_text())
     assert "first_stage_confidence" in answer and "first_stage_confidence" in answer["candidates"][0]
+    assert answer["confidence_calibration"].startswith("none")  # this run's second stage was not calibrated
     # the second stage re-orders the first stage's own spots
     assert {(s.x, s.y) for s in both.spots} <= {(s.x, s.y) for s in predict(
         str(page), str(ckpt), str(tmp_path / "first3"), backend="torch", candidates=2, scales=[1.0], second_stage=False)[0].spots}

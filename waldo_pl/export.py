@@ -48,9 +48,10 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
             (a0, b0), a, b = stage["platt"], calibration["a"], calibration["b"]
             stage["platt"] = [a * a0, a * b0 + b]
             stage["calibration"] = (f"Platt scaling of the second stage's score, fitted on {calibration['pages']} held-out answers "
-                                    f"({calibration['hits']} right) of the cross-validation runs in {calibration['runs']}")
+                                    f"({calibration['hits']} right) of the runs in {calibration['runs']}")
         small["second_stage"] = stage
-        small["record"]["second_stage"] = {k: v for k, v in stage.items() if k not in ("state_dict", "net")}
+        small["record"]["second_stage"] = {"candidates": stage["candidates"], "platt": stage["platt"],
+                                           "calibration": stage["calibration"], "training": stage.get("record")}
     elif calibration is not None:
         raise UserError(f"{ckpt}: has no second stage, whose score --calibration maps; train one (second_stage=default or waldo-second-stage)")
     out.parent.mkdir(parents=True, exist_ok=True)

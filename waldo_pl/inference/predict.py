@@ -86,7 +86,8 @@ def answer_page(net: nn.Module, image: Path, settings: SearchSettings, out_dir: 
     page = read_image(image)
     log_odds, spots = search(net, page, settings, stage)
     write_pictures(out_dir, stem, page, log_odds, spots, full)
-    answer = PageAnswer(image, page.shape[1], page.shape[0], spots, time.perf_counter() - start)
+    calibration = None if stage is None else stage.calibration
+    answer = PageAnswer(image, page.shape[1], page.shape[0], spots, time.perf_counter() - start, calibration)
     write_answer(out_dir, stem, answer)
     return answer
 

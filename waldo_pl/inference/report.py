@@ -27,11 +27,13 @@ class PageAnswer:
     height: int
     spots: list[Spot]
     seconds: float  # the page's whole cost: reading, search, pictures
+    calibration: str | None = None  # how the confidence was calibrated, where the model says
 
     def as_dict(self) -> dict:
         best = self.spots[0]
-        return {"image": str(self.image), "width": self.width, "height": self.height,
-                **best.as_dict(), "candidates": [s.as_dict() for s in self.spots[1:]]}
+        answer = {"image": str(self.image), "width": self.width, "height": self.height,
+                  **best.as_dict(), "candidates": [s.as_dict() for s in self.spots[1:]]}
+        return answer if self.calibration is None else {**answer, "confidence_calibration": self.calibration}
 
 
 def save_png(path: Path, pixels: np.ndarray) -> None:
