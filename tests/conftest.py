@@ -32,6 +32,17 @@ def write_csv(path: Path, rows) -> Path:
     return path
 
 
+def write_labelled_pages(folder: Path, specs: dict) -> Path:
+    """{name: ((height, width), [boxes])} as generated pages in folder/images and folder/annotations.csv."""
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for i, (name, ((h, w), boxes)) in enumerate(specs.items()):
+        Image.fromarray(draw_page(h, w, boxes, seed=i)).save(folder / "images" / name, quality=95)
+        rows += [(name, w, h, "waldo", *box) for box in boxes]
+    write_csv(folder / "annotations.csv", rows)
+    return folder
+
+
 @pytest.fixture
 def page_folder(tmp_path) -> Path:
     """Three pages (one smaller than a 64 panel) with four boxes, as annotations.csv + images/."""
@@ -40,13 +51,7 @@ def page_folder(tmp_path) -> Path:
         "b.jpg": ((96, 128), [(60, 10, 76, 30)]),
         "c.png": ((48, 56), [(10, 10, 26, 30)]),
     }
-    (tmp_path / "images").mkdir()
-    rows = []
-    for i, (name, ((h, w), boxes)) in enumerate(specs.items()):
-        Image.fromarray(draw_page(h, w, boxes, seed=i)).save(tmp_path / "images" / name, quality=95)
-        rows += [(name, w, h, "waldo", *box) for box in boxes]
-    write_csv(tmp_path / "annotations.csv", rows)
-    return tmp_path
+    return write_labelled_pages(tmp_path, specs)
 
 
 def shared_pages_or_skip() -> Path:

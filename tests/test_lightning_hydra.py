@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import draw_page, write_csv
+from conftest import draw_page, write_csv, write_labelled_pages
 from waldo_pl.cli import CONF_DIR
 from waldo_pl.crossval import fold_table
 from waldo_pl.training import train
@@ -97,12 +97,7 @@ def test_debug_fdr_and_profiler_run(page_folder, tmp_path):
 
 
 def test_debug_overfit_learns_its_two_pages(tmp_path):
-    (tmp_path / "images").mkdir()
-    rows = []
-    for i, box in enumerate([(20, 24, 34, 42), (70, 60, 84, 78)]):
-        Image.fromarray(draw_page(96, 112, [box], seed=i)).save(tmp_path / "images" / f"o{i}.png")
-        rows.append((f"o{i}.png", 112, 96, "waldo", *box))
-    write_csv(tmp_path / "annotations.csv", rows)
+    write_labelled_pages(tmp_path, {"o0.png": ((96, 112), [(20, 24, 34, 42)]), "o1.png": ((96, 112), [(70, 60, 84, 78)])})
     metrics = train(compose_train(*TINY, "debug=overfit", f"data.root={tmp_path}", "data.batch_size=8", "data.prop=0.5",
                                   "data.steps_per_epoch=10", "model.class_weights=[1,4]", "logger=none", "seed=1",
                                   f"paths.output_dir={tmp_path / 'run'}"))

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from conftest import draw_page, write_csv
+from conftest import draw_page, write_labelled_pages
 from waldo_pl.data.page import Page
 from waldo_pl.data.spot_stream import SpotStream
 from waldo_pl.data.spot_windows import MAX_SIDE, MIN_SIDE, cut_window, window_side
@@ -105,13 +104,8 @@ def test_platt_scaling_makes_confidence_match_the_share_right():
 @pytest.fixture(scope="module")
 def two_stage_run(tmp_path_factory):
     """A few steps of both stages on two generated pages, through train.py."""
-    root = tmp_path_factory.mktemp("two_stage")
-    (root / "images").mkdir()
-    rows = []
-    for i, box in enumerate([(30, 40, 46, 60), (100, 20, 116, 40)]):
-        Image.fromarray(draw_page(128, 160, [box], seed=i)).save(root / "images" / f"p{i}.png")
-        rows.append((f"p{i}.png", 160, 128, "waldo", *box))
-    write_csv(root / "annotations.csv", rows)
+    root = write_labelled_pages(tmp_path_factory.mktemp("two_stage"),
+                                {"p0.png": ((128, 160), [(30, 40, 46, 60)]), "p1.png": ((128, 160), [(100, 20, 116, 40)])})
     result = subprocess.run([sys.executable, "train.py", f"data.root={root}", "data.panel=64", "data.batch_size=2",
                              "data.steps_per_epoch=1", "data.val_pages=[p1.png]", "trainer.max_epochs=1", "trainer.accelerator=cpu",
                              "logger=none", f"hydra.run.dir={root / 'run'}", *SECOND_STAGE],
