@@ -23,9 +23,9 @@ from waldo_pl.data.spot_stream import SpotStream
 from waldo_pl.cli import CONF_DIR
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically
+from waldo_pl.inference.device import search_network
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_entry
-from waldo_pl.models.fast_graph import fast_graph
 from waldo_pl.models.spot_module import SpotClassifier
 from waldo_pl.models.spot_net import SpotNet
 
@@ -63,7 +63,9 @@ def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints:
     """Mine, fit, and add the second stage to each checkpoint file (written whole); returns its record."""
     started = time.perf_counter()
     settings = SearchSettings(scales=tuple(scales), candidates=2 * candidates - 1, bf16=bf16)
-    spots = mine_spots(fast_graph(first_net).eval(), pages, settings)
+    # the search's own network: OpenVINO on a CPU where it is installed (about 3x faster), else the exact fast graph
+    device = next(first_net.parameters()).device
+    spots = mine_spots(search_network(first_net.eval(), device, bf16, "auto"), pages, settings)
     mined = time.perf_counter()
     net = fit_second_stage(pages, spots, **fit)
     record = {"candidates": candidates, "pages": len(pages), "mine_seconds": round(mined - started, 1),
