@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.special import expit
 
 
 def fit_platt(scores: Sequence[float], right: Sequence[bool], prior: float = 1.0) -> tuple[float, float]:
     """(a, b) minimising the log-loss of sigmoid(a * score + b) against `right`, with Platt's smoothed targets
     (so that a few pages cannot drive it to 0% or 100%) and a weak pull of `a` towards 1."""
+    from scipy.optimize import minimize  # only when fitting: prediction imports this module for `calibrated`
+
     scores, right = np.asarray(scores, dtype=np.float64), np.asarray(right, dtype=bool)
     n_right, n_wrong = int(right.sum()), int((~right).sum())
     target = np.where(right, (n_right + 1) / (n_right + 2), 1 / (n_wrong + 2))
@@ -27,5 +29,6 @@ def fit_platt(scores: Sequence[float], right: Sequence[bool], prior: float = 1.0
 
 
 def calibrated(scores: Sequence[float], platt: tuple[float, float]) -> np.ndarray:
+    """sigmoid(a * score + b) for Platt's (a, b)."""
     a, b = platt
-    return 1.0 / (1.0 + np.exp(-(a * np.asarray(scores, dtype=np.float64) + b)))
+    return expit(a * np.asarray(scores, dtype=np.float64) + b)

@@ -26,6 +26,10 @@ def bundled_model() -> Path:
     return Path(str(resources.files("waldo_pl.weights") / BUNDLED))
 
 
+def half(weights: dict) -> dict:
+    return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+
+
 def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict | None = None) -> Path:
     """A small model file from a train.py checkpoint; `calibration` (from waldo-crossval --calibrate) maps the
     second stage's score to a calibrated confidence."""
@@ -37,13 +41,13 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
     second_stage_from(checkpoint, str(ckpt))  # and its second stage, where it has one
     state = checkpoint["state_dict"]
     small = {
-        "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in state.items() if k.startswith("net.")},
+        "state_dict": half({k: v for k, v in state.items() if k.startswith("net.")}),
         "config": {"model": {"net": network_spec(checkpoint)}},
         "record": {"training": config, "epochs": checkpoint.get("epoch"), "steps": checkpoint.get("global_step"), **(record or {})},
     }
     if checkpoint.get("second_stage") is not None:
         stage = dict(checkpoint["second_stage"])
-        stage["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in stage["state_dict"].items()}
+        stage["state_dict"] = half(stage["state_dict"])
         if calibration is not None:  # fitted on the confidences the model gave: compose with its own mapping
             (a0, b0), a, b = stage["platt"], calibration["a"], calibration["b"]
             stage["platt"] = [a * a0, a * b0 + b]

@@ -80,6 +80,7 @@ class CropStream(IterableDataset):
         self.panel, self.prop, self.seed, self.colour_jitter = panel, prop, seed, colour_jitter
         self.rank, self.epoch = 0, 0
         self.waldo_boxes = [(i, box) for i, p in enumerate(self.pages) for box in p.waldo_boxes]
+        self.head_boxes = [head_boxes(p.waldo_boxes) for p in self.pages]  # the targets (page.head_boxes)
         if prop > 0 and not self.waldo_boxes:
             raise UserError("the training pages hold no Waldo box; add labelled pages or set data.prop=0")
         masks = [p.mask for p in self.pages]
@@ -128,7 +129,7 @@ class CropStream(IterableDataset):
         image = page.image[y0 : y0 + win, x0 : x0 + win]
         crop = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
         # The target is Waldo's head: a head-and-body box (the photos') is cut to its top (page.head_boxes).
-        boxes = np.clip(head_boxes(page.waldo_boxes) - [x0, y0, x0, y0], 0, win) if with_waldo else np.zeros((0, 4))
+        boxes = np.clip(self.head_boxes[page_index] - [x0, y0, x0, y0], 0, win) if with_waldo else np.zeros((0, 4))
         if win != self.panel:
             crop = F.interpolate(crop[None], size=(self.panel, self.panel), mode="bilinear", antialias=True, align_corners=False)[0]
             boxes = np.round(boxes * (self.panel / win)).astype(np.int64)

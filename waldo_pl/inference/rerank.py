@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from waldo_pl.calibration import calibrated
 from waldo_pl.data.spot_windows import cut_window, window_side
 from waldo_pl.inference.answer import Spot
 from waldo_pl.models.checkpoint import second_stage_from
@@ -37,8 +38,7 @@ def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool =
     """The first `stage.candidates` spots ordered by the second stage, with calibrated confidences."""
     spots = spots[: stage.candidates]
     scores = spot_scores(stage.net, page, spots, bf16)
-    a, b = stage.platt
-    confidence = 1.0 / (1.0 + np.exp(-(a * scores + b)))
+    confidence = calibrated(scores, stage.platt)
     order = np.argsort(-scores, kind="stable")
     return [dataclasses.replace(spots[i], confidence=float(confidence[i]), first_stage=spots[i].confidence) for i in order]
 
