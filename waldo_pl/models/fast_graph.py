@@ -3,9 +3,9 @@
 
 - max-pool before LeakyReLU: the activation is monotonic, so pool(act(x)) == act(pool(x)) on a quarter of
   the pixels;
-- each decoder stage's nearest 2x upsample + 3x3 conv as four 2x2 convs at the lower resolution, one for
-  each of the four output pixels an input pixel becomes (sub-pixel): 16 taps per input pixel instead of
-  36, and no upsampled map;
+- each decoder stage's nearest 2x upsample + 3x3 conv as one transposed conv (stride 2, 4x4 kernel) on the
+  map before upsampling: 16 taps per input pixel instead of 36, and no upsampled map (also measured
+  against four 2x2 sub-pixel convs and a pixel shuffle: 1.7x faster in PyTorch, 1.2x in OpenVINO);
 - the 1x1 head before the last upsample, and only the difference of its two outputs (Waldo's log-odds):
   one channel is upsampled instead of 64.
 """
@@ -20,33 +20,23 @@ from waldo_pl.models.outputs import MULTIPLE
 from waldo_pl.models.tutorial_net import TutorialNet
 
 
-def phase_kernels(weight: torch.Tensor) -> torch.Tensor:
-    """A 3x3 kernel after a nearest 2x upsample, as the four 2x2 kernels (phases (0,0), (0,1), (1,0), (1,1))
-    on the input before upsampling, stacked as (4 * out, in, 2, 2)."""
-    # Along one axis, output row 2i+a reads upsampled rows 2i+a-1..2i+a+1, i.e. input rows:
-    # a=0: i-1 (tap 0) and i (taps 1, 2); a=1: i (taps 0, 1) and i+1 (tap 2).
-    fold = [torch.tensor([[1.0, 0, 0], [0, 1, 1]]), torch.tensor([[1.0, 1, 0], [0, 0, 1]])]
-    phases = [torch.einsum("pk,ql,oikl->oipq", fold[a], fold[b], weight) for a in (0, 1) for b in (0, 1)]
-    return torch.cat(phases)
+def transposed_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """A 3x3 conv kernel (out, in, 3, 3) applied after a nearest 2x upsample, as the (in, out, 4, 4) kernel of a
+    transposed conv with stride 2 and padding 1 on the input before upsampling."""
+    # Along one axis, output p = 2i + a reads upsampled p-1..p+1 (taps 0..2), i.e. input rows (p-1)//2..(p+1)//2.
+    # The transposed conv gives output p input i through its tap j = p + 1 - 2i, so tap j gathers the 3x3 taps
+    # t with (p + t - 1) // 2 == i, i.e. t in {2 - j, 3 - j}.
+    gather = torch.tensor([[0.0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=weight.dtype, device=weight.device)
+    return torch.einsum("ja,kb,oiab->iojk", gather, gather, weight)
 
 
-class SubPixelUp(nn.Module):
-    """nearest 2x upsample + 3x3 conv (padding 1), computed at the input's resolution."""
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.out_channels = conv.out_channels
-        self.weight = nn.Parameter(phase_kernels(conv.weight.detach()), requires_grad=False)
-        self.bias = nn.Parameter(conv.bias.detach().repeat(4), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        padded = F.pad(x, (1, 1, 1, 1))
-        c = self.out_channels
-        phases = [F.conv2d(padded[:, :, a : a + h + 1, bb : bb + w + 1], self.weight[i * c : (i + 1) * c], self.bias[i * c : (i + 1) * c])
-                  for i, (a, bb) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)])]
-        # (B, C, 4, H, W) with phase 2a+b -> pixel (2i+a, 2j+b)
-        return F.pixel_shuffle(torch.stack(phases, dim=2).reshape(b, c * 4, h, w), 2)
+def upsampling_conv(conv: nn.Conv2d) -> nn.ConvTranspose2d:
+    """nearest 2x upsample + `conv` (3x3, padding 1) as one transposed conv at the input's resolution."""
+    up = nn.ConvTranspose2d(conv.in_channels, conv.out_channels, 4, stride=2, padding=1).to(conv.weight.device)
+    with torch.no_grad():
+        up.weight.copy_(transposed_kernel(conv.weight.detach()))
+        up.bias.copy_(conv.bias.detach())
+    return up
 
 
 class FastTutorialNet(nn.Module):
@@ -56,7 +46,7 @@ class FastTutorialNet(nn.Module):
         super().__init__()
         self.leaky_slope = net.leaky_slope
         self.down1, self.down2, self.down3, self.down4 = net.down1, net.down2, net.down3, net.down4
-        self.up3, self.up2, self.up1 = SubPixelUp(net.up3), SubPixelUp(net.up2), SubPixelUp(net.up1)
+        self.up3, self.up2, self.up1 = upsampling_conv(net.up3), upsampling_conv(net.up2), upsampling_conv(net.up1)
         head = net.head
         self.head = nn.Conv2d(head.in_channels, 1, 1).to(head.weight.device)
         with torch.no_grad():
