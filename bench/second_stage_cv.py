@@ -22,7 +22,7 @@ import numpy as np
 from waldo_pl.calibration import fit_platt
 from waldo_pl.data.formats import load_pages
 from waldo_pl.data.page import distance_to_boxes
-from waldo_pl.inference.device import choose_device, load_for_search, use_bf16
+from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.rerank import spot_scores
 from waldo_pl.inference.answer import Spot
@@ -66,9 +66,7 @@ def main():
     cache = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
     todo = [k for k in pages if "/".join(k) not in cache]
     if todo:
-        device = choose_device("auto")
-        bf16 = use_bf16("auto", device)
-        net, _ = load_for_search(args.model, device, bf16, second_stage=False)
+        net, _, bf16 = load_for_search(args.model, second_stage=False)
         started = time.perf_counter()
         for key, spots in zip(todo, mine_spots(net, [pages[k] for k in todo], SearchSettings(scales=(1.0, 1.25), candidates=MINED - 1, bf16=bf16))):
             cache["/".join(key)] = spots

@@ -18,12 +18,13 @@ from waldo_pl.cli import CONF_DIR
 from waldo_pl.data.datamodule import WaldoDataModule
 from waldo_pl.data.formats import read_labels
 from waldo_pl.errors import UserError
-from waldo_pl.export import bundled_model, export
+from waldo_pl.export import export
 from waldo_pl.inference.answer import distance_to_boxes
 from waldo_pl.inference.predict import answer_page
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.inference.rerank import load_second_stage
 from waldo_pl.models.checkpoint import load_network, read_checkpoint
+from waldo_pl.weights import bundled_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -71,7 +71,7 @@ def test_waldo_pixels_per_crop_makes_a_small_waldo_count_as_much_as_a_big_one():
 
 @pytest.mark.parametrize("weights", ["initial", "bundled"])
 def test_the_fast_inference_graph_gives_the_networks_log_odds(weights):
-    from waldo_pl.export import bundled_model
+    from waldo_pl.weights import bundled_model
     from waldo_pl.models.checkpoint import load_network
     from waldo_pl.models.fast_graph import fast_graph
     from waldo_pl.models.outputs import waldo_log_odds

@@ -1,17 +1,20 @@
 """The OpenVINO backend: the same log-odds and answers as PyTorch, converted once per set of weights."""
 
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from conftest import draw_page
-from waldo_pl.export import bundled_model
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.predict import predict
+from waldo_pl.inference.torch_network import TorchNetwork
 from waldo_pl.models.checkpoint import load_network
-from waldo_pl.models.outputs import waldo_log_odds
+from waldo_pl.weights import bundled_model
 
 pytestmark = pytest.mark.skipif(not openvino_backend.available(), reason="OpenVINO is not installed (pip install -e '.[openvino]')")
 
@@ -25,12 +28,13 @@ def own_cache(tmp_path, monkeypatch):
 def test_the_compiled_network_gives_pytorchs_log_odds(bf16, tolerance):
     net = load_network(bundled_model())
     compiled = openvino_backend.compile_network(net, bf16)
-    x = torch.rand(2, 3, 96, 160, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        plain, fast = waldo_log_odds(net(x)), waldo_log_odds(compiled(x))
-    scale = float(plain.abs().max())
-    assert fast.shape == plain.shape and scale > 1
-    assert float((fast - plain).abs().max()) < tolerance * scale
+    pages = np.random.default_rng(0).integers(0, 256, (2, 96, 160, 3), dtype=np.uint8)
+    plain, fast = TorchNetwork(net)(pages), compiled(pages)
+    scale = float(np.abs(plain).max())
+    assert fast.shape == plain.shape == (2, 96, 160) and scale > 1
+    assert float(np.abs(fast - plain).max()) < tolerance * scale
+    other = compiled(pages[:1, :64, :80])  # another size is compiled for, and the first is kept
+    assert other.shape == (1, 64, 80) and len(compiled.compiled) == 2
 
 
 def test_the_network_is_converted_once_and_then_loaded_from_the_cache():
@@ -51,3 +55,46 @@ def test_predict_with_openvino_answers_as_with_pytorch(trained_checkpoint, tmp_p
         answers[backend] = [json.loads((tmp_path / backend / f"v{i}.json").read_text()) for i in range(2)]
     assert [(a["x"], a["y"]) for a in answers["torch"]] == [(a["x"], a["y"]) for a in answers["openvino"]]
     assert all(abs(a["confidence"] - b["confidence"]) < 1e-3 for a, b in zip(answers["torch"], answers["openvino"]))
+
+
+def noisy_copy(ckpt, out, seed: int):
+    """The checkpoint with its network's weights nudged: another model in a file of the same kind."""
+    checkpoint = torch.load(ckpt, weights_only=True)
+    generator = torch.Generator().manual_seed(seed)
+    checkpoint["state_dict"] = {k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+                                for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, out)
+    return out
+
+
+def test_a_checkpoint_is_converted_once_and_then_predicted_from_the_cache_without_pytorch(trained_checkpoint, tmp_path):
+    page = tmp_path / "p.png"
+    Image.fromarray(draw_page(112, 144, [(30, 40, 46, 60)], seed=3)).save(page)
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(trained_checkpoint.read_bytes())
+    first = predict(img=str(page), ckpt=str(ckpt), output_dir=str(tmp_path / "a"), backend="openvino")[0]
+    (entry,) = openvino_backend.cache_folder().glob("model-*")
+    stamp = (entry / "model.json").stat().st_mtime_ns
+    script = (f"import sys; from waldo_pl.inference.predict import predict; "
+              f"predict(img={str(page)!r}, ckpt={str(ckpt)!r}, output_dir={str(tmp_path / 'b')!r}, accelerator='cpu'); "
+              "print(sorted(m for m in ('torch', 'scipy', 'skimage', 'lightning') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+    assert json.loads((tmp_path / "b" / "p.json").read_text())["x"] == first.spots[0].x
+    assert [(e.name, (e / "model.json").stat().st_mtime_ns) for e in openvino_backend.cache_folder().glob("model-*")] == [(entry.name, stamp)]
+
+
+def test_a_checkpoint_overwritten_in_place_is_converted_again(trained_checkpoint, tmp_path):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for i in range(3):
+        Image.fromarray(draw_page(112, 144, [(30 + 30 * i, 40, 46 + 30 * i, 60)], seed=30 + i)).save(pages / f"p{i}.png")
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(trained_checkpoint.read_bytes())
+    predict(img=str(pages), ckpt=str(ckpt), output_dir=str(tmp_path / "before"), backend="openvino", precision="32")
+    noisy_copy(trained_checkpoint, ckpt, seed=1)
+    now = predict(img=str(pages), ckpt=str(ckpt), output_dir=str(tmp_path / "after"), backend="openvino", precision="32")
+    reference = predict(img=str(pages), ckpt=str(ckpt), output_dir=str(tmp_path / "torch"), backend="torch", precision="32")
+    assert len(list(openvino_backend.cache_folder().glob("model-*"))) == 2
+    assert [[(s.x, s.y) for s in a.spots] for a in now] == [[(s.x, s.y) for s in a.spots] for a in reference]

@@ -93,6 +93,56 @@ def test_the_box_is_the_peaks_own_region_not_every_pixel_above_the_threshold():
     assert (low.x, low.y, low.box) == (40, 30, None)
 
 
+@pytest.mark.parametrize("density", [0.3, 0.55, 0.7, 0.95])
+def test_the_region_box_is_that_of_the_connected_region_joined_at_edges_and_corners(density):
+    from skimage.segmentation import flood
+
+    from waldo_pl.inference.answer import region_box
+
+    rng = np.random.default_rng(int(density * 100))
+    for size in [(1, 1), (1, 9), (7, 1), (12, 17), (40, 33)] * 20 + [(300, 400)]:  # the last has thousands of runs
+        heat = rng.random(size).astype(np.float32)
+        y, x = (int(rng.integers(n)) for n in size)
+        level = 1 - density
+        box = region_box(heat, y, x, level)
+        if heat[y, x] < level:
+            assert box is None
+            continue
+        region = flood((heat >= level).view(np.uint8), (y, x), connectivity=2)
+        rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+        assert box == (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+
+
+def test_numpy_resizing_and_pooling_match_pytorchs():
+    import torch.nn.functional as F
+
+    from waldo_pl.inference.heatmap import resize_bilinear
+    from waldo_pl.inference.pictures import max_pooled
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        h, w = (int(n) for n in rng.integers(2, 50, 2))
+        image = rng.normal(size=(h, w)).astype(np.float32)
+        for out in [(int(rng.integers(1, 80)), int(rng.integers(1, 80))), (h, w)]:
+            expected = F.interpolate(torch.from_numpy(image)[None, None], size=out, mode="bilinear", align_corners=False)[0, 0]
+            assert np.abs(resize_bilinear(image, *out) - expected.numpy()).max() < 1e-4  # float32 rounding of the sample points
+        small = (int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1)))
+        assert np.array_equal(max_pooled(image, *small), F.adaptive_max_pool2d(torch.from_numpy(image)[None, None], small)[0, 0].numpy())
+
+
+def test_log_odds_and_probability_round_trip_without_overflow():
+    from scipy.special import expit as scipy_expit
+
+    from waldo_pl.odds import expit, logit as our_logit
+
+    x = np.array([-1000.0, -40.0, -3.0, 0.0, 2.5, 40.0, 1000.0])
+    with np.errstate(over="raise"):
+        assert np.allclose(expit(x), scipy_expit(x), rtol=1e-12, atol=0)
+    assert expit(np.float32(3)).dtype == np.float32
+    p = np.array([1e-12, 0.2, 0.5, 0.9, 1 - 1e-12])
+    assert np.allclose(our_logit(p), logit(p)) and np.allclose(expit(our_logit(p)), p)
+
+
 def test_the_answer_is_ranked_by_log_odds_where_the_probability_saturates():
     log_odds = np.full((200, 300), -5.0, np.float32)
     log_odds[10:40, 10:60] = 20.0       # a look-alike the network is sure of, first in reading order

@@ -75,10 +75,12 @@ def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint
     assert by_predict == by_validation == by_crossval and len(by_predict) == 2
 
 
-def test_predicting_loads_neither_lightning_nor_torchvision():
+def test_importing_predict_loads_neither_lightning_nor_pytorch_nor_scipy():
+    """They are loaded where used: PyTorch only where the search runs a PyTorch network (tests/test_openvino.py
+    predicts a page with none of them)."""
     import subprocess
     import sys
 
-    script = "import sys, waldo_pl.inference.predict; print(sorted({'lightning', 'torchvision'} & set(sys.modules)))"
+    script = "import sys, waldo_pl.inference.predict; print(sorted({'lightning', 'torchvision', 'torch', 'scipy', 'skimage'} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True).stdout
     assert loaded.strip() == "[]"

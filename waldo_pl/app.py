@@ -16,16 +16,15 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torch import nn
 
 from waldo_pl.data.page import image_size, read_image
 from waldo_pl.errors import UserError, exits_cleanly
-from waldo_pl.export import bundled_model
-from waldo_pl.inference.device import choose_device, load_for_search, use_bf16
+from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.pictures import heatmap_overlay, result_picture, zoomed
 from waldo_pl.inference.predict import IMAGE_SUFFIXES
 from waldo_pl.inference.rerank import SecondStage
 from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.weights import bundled_model
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ MAX_PIXELS = 100_000_000  # a page over this is refused before it is decoded: a 
 SCALE_CHOICES = ["1.0", "1.25", "1.5", "2.0"]
 
 
-def find(net: nn.Module, path: str | None, scales: list[str], candidates: int, bf16: bool = False,
+def find(net, path: str | None, scales: list[str], candidates: int, bf16: bool = False,
          max_pixels: int = MAX_PIXELS, stage: SecondStage | None = None) -> tuple:
     """One page through the search: (result picture, candidate gallery, heatmap overlay, answer text).
     A page that cannot be searched gives no pictures and the reason, starting with 'error:'."""
@@ -76,7 +75,7 @@ def page_choices(pages: Path | None) -> list[str]:
     return sorted(str(p) for p in pages.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def build_app(net: nn.Module, pages: list[str] = (), bf16: bool = False, title: str = "Find Waldo",
+def build_app(net, pages: list[str] = (), bf16: bool = False, title: str = "Find Waldo",
               stage: SecondStage | None = None):
     """The Gradio Blocks page around one loaded model (its first stage, and its second where it has one)."""
     import gradio as gr
@@ -125,10 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("waldo-app needs Gradio: pip install -e '.[app]'") from None
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pages = page_choices(args.pages)
-    device = choose_device(args.accelerator)
     ckpt = args.ckpt or bundled_model()
-    bf16 = use_bf16(args.precision, device)
-    net, stage = load_for_search(ckpt, device, bf16, args.backend, "--ckpt", not args.first_stage_only)
+    net, stage, bf16 = load_for_search(ckpt, args.accelerator, args.precision, args.backend, "--ckpt", not args.first_stage_only)
     app = build_app(net, pages, bf16, stage=stage)
     app.queue().launch(server_name=args.host, server_port=args.port, show_error=True)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import expit
+
+from waldo_pl.odds import expit
 
 
 def fit_platt(scores: Sequence[float], right: Sequence[bool], prior: float = 1.0) -> tuple[float, float]:

@@ -26,7 +26,7 @@ from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.report import reliability_table
-from waldo_pl.inference.device import choose_device, load_for_search, use_bf16
+from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.search import SearchSettings, search
 
 
@@ -114,10 +114,10 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
         if not root.is_dir():
             raise UserError(f"{root}: no such folder (the run's data.root); give the pages with --data")
     held_out = {p["page"] for p in record["pages"]}
-    device = choose_device("auto")  # as predict.py: the GPU when there is one
-    settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=use_bf16("auto", device))
-    # the PyTorch graph, as validation searched the pages; the second stage where the run trained one
-    net, stage = load_for_search(ckpt, device, settings.bf16, "torch", None, second_stage)
+    # the PyTorch graph, as validation searched the pages (the GPU when there is one, as predict.py); the second
+    # stage where the run trained one
+    net, stage, bf16 = load_for_search(ckpt, "auto", "auto", "torch", None, second_stage)
+    settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=bf16)
     results = []
     if roots not in pages_at:
         pages_at[roots] = load_collections(list(roots))

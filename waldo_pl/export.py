@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -19,11 +18,6 @@ from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically, write_text_atomically
 from waldo_pl.models.checkpoint import network_from, network_spec, read_checkpoint, second_stage_from
 
-BUNDLED = "waldo.pt"
-
-
-def bundled_model() -> Path:
-    return Path(str(resources.files("waldo_pl.weights") / BUNDLED))
 
 
 def half(weights: dict) -> dict:

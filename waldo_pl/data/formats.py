@@ -14,7 +14,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from skimage.measure import label, regionprops
 
 from waldo_pl.data.page import Page, image_size, read_image
 from waldo_pl.errors import UserError
@@ -195,6 +194,8 @@ def load_npy(folder: str | Path) -> list[Page]:
             f"{folder}: {NPY_PAGES} {images.shape} and {NPY_LABELS} {labels.shape} do not match; "
             "expected (N, H, W, 3) and (N, H, W)"
         )
+    from skimage.measure import label, regionprops  # only here: predict.py reads labels but not masks
+
     pages = []
     for i in range(len(images)):
         regions = regionprops(label(np.asarray(labels[i]) > 0))

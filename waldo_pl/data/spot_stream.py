@@ -69,7 +69,7 @@ class SpotStream(IterableDataset):
             i, x, y, side = self.misses[min(pick, len(self.misses) - 1)]
         side *= float(np.exp(rng.uniform(-0.2, 0.2)))
         x, y = x + rng.normal(0, 0.06 * side), y + rng.normal(0, 0.06 * side)
-        return cut_window(self.pages[i].image, x, y, round(side), self.out)
+        return torch.from_numpy(cut_window(self.pages[i].image, x, y, round(side), self.out))
 
     def random_window(self, rng: np.random.Generator) -> torch.Tensor:
         while True:
@@ -77,4 +77,4 @@ class SpotStream(IterableDataset):
             side = int(rng.integers(MIN_SIDE, MAX_SIDE // 2 + 1))
             x, y = rng.uniform(0, page.width), rng.uniform(0, page.height)
             if distance_to_boxes(x, y, page.waldo_boxes) > side / 2:
-                return cut_window(page.image, x, y, side, self.out)
+                return torch.from_numpy(cut_window(page.image, x, y, side, self.out))

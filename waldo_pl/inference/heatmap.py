@@ -12,18 +12,29 @@ overlapping tiles. Tiles start on the 16-pixel grid and only their inner parts, 
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
-from waldo_pl.models.outputs import MULTIPLE, page_logits, waldo_log_odds
+from waldo_pl.models.grid import MULTIPLE
 
 MARGIN = 64  # beyond the network's reach (its receptive field is about 80 px wide)
+
+
+class PageNetwork:
+    """What the search runs: (B, H, W, 3) uint8 pages, sides multiples of MULTIPLE, in; (B, H, W) float32 Waldo
+    log-odds out. The OpenVINO backend is one; a PyTorch network is wrapped as one (inference/torch_network.py)."""
+
+    def __call__(self, pages: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def page_network(net, bf16: bool = False) -> PageNetwork:
+    """`net` as a PageNetwork: itself, or a PyTorch network wrapped (bf16 autocast where asked)."""
+    if isinstance(net, PageNetwork):
+        return net
+    from waldo_pl.inference.torch_network import TorchNetwork  # only for PyTorch networks: predict.py may not need it
+
+    return TorchNetwork(net, bf16)
 
 
 def tile_starts(length: int, tile: int, margin: int) -> list[int]:
@@ -47,12 +58,6 @@ def blend_weights(start: int, tile: int, length: int, margin: int) -> np.ndarray
     return weights
 
 
-def _to_tensor(page: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(1, 3, H, W) float in [0, 1], channels-last: the layout the network runs fastest in."""
-    pixels = torch.from_numpy(np.ascontiguousarray(page)).to(device)
-    return pixels.permute(2, 0, 1)[None].float().div_(255).contiguous(memory_format=torch.channels_last)
-
-
 def check_tile(tile: int) -> None:
     """Tiles start on the 16-px grid and must keep something beyond their three blended margins."""
     if tile % MULTIPLE or tile <= 3 * MARGIN:
@@ -64,23 +69,21 @@ def check_scales(scales) -> None:
         raise ValueError(f"scales={list(scales)}: give one or more positive sizes, e.g. [1.0, 1.25]")
 
 
-@torch.inference_mode()
 def page_log_odds(
-    net: nn.Module,
+    net,
     page: np.ndarray,
     tile: int = 1024,
     batch_size: int = 4,
     max_whole_pixels: int = 1 << 22,
     bf16: bool = False,
 ) -> np.ndarray:
-    """Waldo log-odds (H, W) float32 for an RGB uint8 page (H, W, 3); tiles when the page is over `max_whole_pixels`."""
+    """Waldo log-odds (H, W) float32 for an RGB uint8 page (H, W, 3); tiles when the page is over `max_whole_pixels`.
+    `net` is a PageNetwork, or a PyTorch network (run in bf16 autocast when `bf16`)."""
     check_tile(tile)
-    device = next(itertools.chain(net.parameters(), net.buffers())).device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    net = page_network(net, bf16)
     h, w = page.shape[:2]
     if h * w <= max_whole_pixels:
-        with autocast:
-            return waldo_log_odds(page_logits(net, _to_tensor(page, device)))[0].cpu().numpy()
+        return net(_tile(page, 0, 0, h + -h % MULTIPLE, w + -w % MULTIPLE)[None])[0, :h, :w]
 
     # The page as if padded to the 16-px grid (edge repeated, as pad_to_multiple does), without copying it:
     # only tiles that reach past the page are padded, one batch at a time.
@@ -96,9 +99,7 @@ def page_log_odds(
     corners = [(y, x) for y in ys for x in xs]
     for i in range(0, len(corners), batch_size):
         batch = corners[i : i + batch_size]
-        tiles = torch.cat([_to_tensor(_tile(page, y, x, min(tile, ph - y), min(tile, pw - x)), device) for y, x in batch])
-        with autocast:
-            scores = waldo_log_odds(net(tiles)).cpu().numpy()
+        scores = net(np.stack([_tile(page, y, x, min(tile, ph - y), min(tile, pw - x)) for y, x in batch]))
         for (y, x), score in zip(batch, scores):
             th, tw = score.shape
             total[y : y + th, x : x + tw] += score * np.outer(blend_weights(y, tile, ph, MARGIN), blend_weights(x, tile, pw, MARGIN))
@@ -115,11 +116,12 @@ def _tile(page: np.ndarray, y: int, x: int, th: int, tw: int) -> np.ndarray:
     return np.pad(part, ((0, short_h), (0, short_w), (0, 0)), mode="edge") if short_h or short_w else part
 
 
-def log_odds_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), flip: bool = False, **kwargs) -> np.ndarray:
+def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False, bf16: bool = False, **kwargs) -> np.ndarray:
     """The page searched at each scale, per pixel the best (highest) log-odds over the scales, in the page's own
     pixels. With `flip`, each scale's map is the mean of the page's and its mirror image's (mirrored back), so
     that a spot the network sees only one way round counts half."""
     check_scales(scales)
+    net = page_network(net, bf16)
     h, w = page.shape[:2]
     best = None
     for scale in scales:
@@ -131,7 +133,20 @@ def log_odds_at_scales(net: nn.Module, page: np.ndarray, scales=(1.0,), flip: bo
         if flip:
             heat = (heat + page_log_odds(net, scaled[:, ::-1], **kwargs)[:, ::-1]) / 2
         if scale != 1.0:
-            heat = F.interpolate(torch.from_numpy(np.ascontiguousarray(heat))[None, None], size=(h, w), mode="bilinear",
-                                 align_corners=False)[0, 0].numpy()
+            heat = resize_bilinear(heat, h, w)
         best = heat if best is None else np.maximum(best, heat)
     return best
+
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A float (H, W) map resized to (height, width) by bilinear interpolation between pixel centres, the edge
+    repeated (PyTorch's interpolate(mode="bilinear", align_corners=False), without antialiasing)."""
+    for axis, size in ((0, height), (1, width)):
+        length = image.shape[axis]
+        where = np.maximum((np.arange(size, dtype=np.float64) + 0.5) * (length / size) - 0.5, 0)
+        low = np.minimum(where.astype(np.int64), length - 1)
+        high = np.minimum(low + 1, length - 1)
+        shape = (-1, 1) if axis == 0 else (1, -1)
+        frac = (where - low).astype(np.float32).reshape(shape)
+        image = np.take(image, low, axis=axis) * (1 - frac) + np.take(image, high, axis=axis) * frac
+    return image.astype(np.float32, copy=False)

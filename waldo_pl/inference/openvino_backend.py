@@ -1,21 +1,28 @@
-"""The search's network compiled by OpenVINO for the CPU (pip install -e '.[openvino]'): the same log-odds as
+"""The search's networks compiled by OpenVINO for the CPU (pip install -e '.[openvino]'): the same log-odds as
 PyTorch within bf16 rounding, several times faster there (bench/predict_speed.py).
 
-The network is converted once per set of weights (models/fast_graph.py's graph) and kept in a cache folder
-($WALDO_PL_CACHE, else ~/.cache/waldo_pl/openvino), so a later run only loads it.
+A checkpoint is converted once, both stages, into a cache folder ($WALDO_PL_CACHE, else ~/.cache/waldo_pl)
+under the hash of the file's bytes; later runs load that and never import PyTorch. The first stage takes the
+page as it is read (uint8, height x width x 3) and is compiled for each page size it meets, which runs faster
+than one compiled for any size.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from waldo_pl.models.fast_graph import fast_graph
+from waldo_pl.inference.heatmap import PageNetwork
+from waldo_pl.inference.rerank import SecondStage, SpotNetwork
+
+FORMAT = 1          # what a cache entry holds (the graph, its input): bump it when they change, so files are converted again
+COMPILED_SIZES = 4  # page sizes kept compiled at once (a folder of pages of many sizes)
 
 
 def available() -> bool:
@@ -30,41 +37,143 @@ def cache_folder() -> Path:
     return Path(os.environ.get("WALDO_PL_CACHE", Path.home() / ".cache" / "waldo_pl")).expanduser() / "openvino"
 
 
-def weights_key(net: nn.Module) -> str:
-    digest = hashlib.sha256(type(net).__name__.encode())
+@functools.cache
+def _core():
+    import openvino as ov
+
+    return ov.Core()
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16, AMX), where OpenVINO's bf16 is about twice as fast."""
+    return "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _config(bf16: bool) -> dict:
+    return {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
+
+
+class OpenVINONetwork(PageNetwork):
+    """The first stage: (B, H, W, 3) uint8 pages -> (B, H, W) float32 log-odds, compiled for each size it meets."""
+
+    def __init__(self, model, bf16: bool):
+        self.model, self.bf16 = model, bf16
+        self.compiled: dict[tuple[int, ...], object] = {}
+
+    def __call__(self, pages: np.ndarray) -> np.ndarray:
+        compiled = self.compiled.pop(pages.shape, None)
+        if compiled is None:
+            model = self.model.clone()
+            model.reshape(list(pages.shape))
+            compiled = _core().compile_model(model, "CPU", _config(self.bf16))
+        self.compiled[pages.shape] = compiled  # the latest last
+        while len(self.compiled) > COMPILED_SIZES:
+            del self.compiled[next(iter(self.compiled))]
+        return np.asarray(compiled(np.ascontiguousarray(pages))[0], dtype=np.float32)
+
+
+class OpenVINOSpotNetwork(SpotNetwork):
+    """The second stage: (B, 3, 64, 64) float32 windows -> (B,) float32 log-odds."""
+
+    def __init__(self, model, bf16: bool):
+        self.compiled = _core().compile_model(model, "CPU", _config(bf16))
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.compiled(np.ascontiguousarray(windows, dtype=np.float32))[0], dtype=np.float32).reshape(-1)
+
+
+def _page_model(net):
+    """A PyTorch first stage as an OpenVINO model of uint8 pages: its cheaper exact graph (models/fast_graph.py),
+    the log-odds alone, and the page's conversion to float in [0, 1], channels first, inside the model."""
+    import openvino as ov
+    import torch
+    from openvino.preprocess import PrePostProcessor
+
+    from waldo_pl.inference.torch_network import log_odds_graph
+
+    graph = log_odds_graph(net.cpu().float().eval()).to(memory_format=torch.contiguous_format)
+    model = ov.convert_model(graph, example_input=torch.rand(1, 3, 64, 64), input=[-1, 3, -1, -1])
+    steps = PrePostProcessor(model)
+    steps.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    steps.input().model().set_layout(ov.Layout("NCHW"))
+    steps.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0)
+    return steps.build()
+
+
+def _spot_model(net):
+    import openvino as ov
+    import torch
+
+    from waldo_pl.data.spot_windows import WINDOW
+
+    return ov.convert_model(net.cpu().float().eval(), example_input=torch.rand(1, 3, WINDOW, WINDOW), input=[-1, 3, WINDOW, WINDOW])
+
+
+def _save(model, path: Path) -> None:
+    import openvino as ov
+
+    ov.save_model(model, path, compress_to_fp16=False)
+
+
+def weights_key(net) -> str:
+    digest = hashlib.sha256(f"{FORMAT}:{type(net).__name__}".encode())
     for name, tensor in sorted(net.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
-class OpenVINONetwork(nn.Module):
-    """Called like the PyTorch network: (B, 3, H, W) in [0, 1] -> (B, 1, H, W) Waldo log-odds, on the CPU."""
-
-    def __init__(self, compiled):
-        super().__init__()
-        self.compiled = compiled
-        self.register_buffer("where", torch.zeros(0))  # the search asks the network for its device
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.compiled(np.ascontiguousarray(x.float().cpu().numpy()))[0]
-        return torch.from_numpy(np.asarray(out, dtype=np.float32))
-
-
-def compile_network(net: nn.Module, bf16: bool, cache: Path | None = None) -> OpenVINONetwork:
-    """`net` (a TutorialNet) converted, saved in the cache under its weights' hash, and compiled for the CPU."""
-    import openvino as ov
-
-    cache = cache or cache_folder()
-    path = cache / f"tutorial_net-{weights_key(net)}.xml"
-    core = ov.Core()
+def compile_network(net, bf16: bool) -> OpenVINONetwork:
+    """A PyTorch first stage in memory (a training run's, for mining), converted once per set of weights."""
+    path = cache_folder() / f"page_net-{weights_key(net)}.xml"
     if not path.is_file():
-        graph = fast_graph(net.cpu()).to(memory_format=torch.contiguous_format)
-        model = ov.convert_model(graph, example_input=torch.rand(1, 3, 64, 64), input=[-1, 3, -1, -1])
-        cache.mkdir(parents=True, exist_ok=True)
+        model = _page_model(net)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.xml")
-        ov.save_model(model, tmp, compress_to_fp16=False)
+        _save(model, tmp)
         os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
         os.replace(tmp, path)
-    compiled = core.compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"})
-    return OpenVINONetwork(compiled)
+    return OpenVINONetwork(_core().read_model(path), bf16)
+
+
+def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | None = "ckpt") -> tuple[OpenVINONetwork, SecondStage | None]:
+    """Both stages of a checkpoint file (a train.py .ckpt or a waldo-export file), from the cache when it holds
+    them; otherwise read as data (models/checkpoint.py), converted and cached first."""
+    try:
+        key = hashlib.sha256(f"{FORMAT}:".encode() + Path(path).read_bytes()).hexdigest()[:24]
+    except OSError:
+        key = None  # read_checkpoint says what is wrong with it
+    folder = cache_folder() / f"model-{key}"
+    if key is None or not (folder / "model.json").is_file():
+        _convert_checkpoint(path, setting, folder)
+    saved = json.loads((folder / "model.json").read_text())
+    net = OpenVINONetwork(_core().read_model(folder / "first.xml"), bf16)
+    stage = saved["second_stage"]
+    if not second_stage or stage is None:
+        return net, None
+    scorer = OpenVINOSpotNetwork(_core().read_model(folder / "second.xml"), bf16)
+    return net, SecondStage(scorer, stage["candidates"], tuple(stage["platt"]), stage["calibration"])
+
+
+def _convert_checkpoint(path, setting: str | None, folder: Path) -> None:
+    """Write `folder` whole: first.xml, second.xml where there is a second stage, and model.json."""
+    from waldo_pl.inference.rerank import load_second_stage
+    from waldo_pl.models.checkpoint import network_from, read_checkpoint
+
+    checkpoint = read_checkpoint(path, setting)
+    where = f"{setting}={path}" if setting else str(path)
+    net, stage = network_from(checkpoint, where), load_second_stage(checkpoint, where)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    _save(_page_model(net), tmp / "first.xml")
+    saved = {"format": FORMAT, "source": str(path), "second_stage": None}
+    if stage is not None:
+        _save(_spot_model(stage.net), tmp / "second.xml")
+        saved["second_stage"] = {"candidates": stage.candidates, "platt": list(stage.platt), "calibration": stage.calibration}
+    (tmp / "model.json").write_text(json.dumps(saved, indent=1))
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process cached it first
+        shutil.rmtree(tmp, ignore_errors=True)

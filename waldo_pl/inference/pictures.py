@@ -4,12 +4,10 @@ candidates, and the heatmap laid over the page. `full` keeps the tutorial's page
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from waldo_pl.inference.answer import Spot
-from waldo_pl.models.outputs import probability
+from waldo_pl.odds import expit as probability
 
 # Dark blue -> purple -> orange -> pale yellow, as a 256-entry table (a table keeps huge pages small in memory).
 HEAT_COLOURS = np.array([[0, 0, 40], [80, 20, 120], [190, 50, 90], [250, 140, 30], [255, 250, 180]], np.float32)
@@ -142,6 +140,25 @@ def result_picture(page: np.ndarray, spots: list[Spot]) -> np.ndarray:
     return np.asarray(canvas)
 
 
+def max_pooled(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An (H, W) map shrunk to (height, width) <= (H, W), each cell the maximum of the pixels it covers (adaptive
+    max-pooling: cell i spans floor(i * H / height) to ceil((i + 1) * H / height), one pixel into the next cell
+    where the division is not exact)."""
+    for axis, size in ((0, height), (1, width)):
+        length = image.shape[axis]
+        if size == length:
+            continue
+        cells = np.arange(size)
+        starts, ends = cells * length // size, -(-(cells + 1) * length // size)
+        pooled = np.maximum.reduceat(image, starts, axis=axis)
+        spill = np.flatnonzero(ends[:-1] > starts[1:])
+        index = [slice(None)] * image.ndim
+        index[axis] = spill
+        pooled[tuple(index)] = np.maximum(pooled[tuple(index)], np.take(image, starts[spill + 1], axis=axis))
+        image = pooled
+    return image
+
+
 def heatmap_overlay(page: np.ndarray, log_odds: np.ndarray) -> np.ndarray:
     """The Waldo probability laid over the page (the page in grey, the probability in colour where it is high),
     shrunk as the result picture; each shown pixel takes the highest probability it covers, so a small Waldo
@@ -150,10 +167,7 @@ def heatmap_overlay(page: np.ndarray, log_odds: np.ndarray) -> np.ndarray:
     scale = preview_scale(h, w)
     grey = np.asarray(shrunk(page, scale).convert("L"), np.float32)[..., None] * 0.55
     ph, pw = grey.shape[:2]
-    heat = torch.from_numpy(np.ascontiguousarray(log_odds, dtype=np.float32))[None, None]
-    if (ph, pw) != (h, w):
-        heat = F.adaptive_max_pool2d(heat, (ph, pw))
-    level = probability(heat[0, 0].numpy()).astype(np.float32)
+    level = probability(max_pooled(np.asarray(log_odds, dtype=np.float32), ph, pw)).astype(np.float32)
     colour = HEAT_TABLE[np.round(level * 255).astype(np.uint8)].astype(np.float32)
     alpha = np.clip(level * 1.2, 0, 0.9)[..., None]
     return (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)

@@ -15,16 +15,15 @@ from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
-from torch import nn
 
 from waldo_pl.data.formats import read_labels
 from waldo_pl.data.page import read_image
 from waldo_pl.errors import UserError
-from waldo_pl.export import bundled_model
-from waldo_pl.inference.device import choose_device, load_for_search, use_bf16
+from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.report import PageAnswer, score, write_answer, write_pictures, write_report
 from waldo_pl.inference.rerank import SecondStage
 from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.weights import bundled_model
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ def stems(images: list[Path]) -> list[str]:
     return [p.stem if counts[p.stem] == 1 else p.name for p in images]
 
 
-def answer_page(net: nn.Module, image: Path, settings: SearchSettings, out_dir: Path, stem: str, full: bool = False,
+def answer_page(net, image: Path, settings: SearchSettings, out_dir: Path, stem: str, full: bool = False,
                 stage: SecondStage | None = None) -> PageAnswer:
     """Search one page file and write its pictures and JSON."""
     start = time.perf_counter()
@@ -102,9 +101,9 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
             raise UserError("this install has no bundled model; give ckpt= a checkpoint written by train.py")
     images = list_images(img)
     truth = read_labels(labels) if labels else None
-    device = choose_device(accelerator)
-    search_settings = SearchSettings(bf16=use_bf16(precision, device), **settings)
-    net, stage = load_for_search(ckpt, device, search_settings.bf16, backend, "ckpt", second_stage)
+    SearchSettings(**settings)  # a bad setting is said before the model is loaded
+    net, stage, bf16 = load_for_search(ckpt, accelerator, precision, backend, "ckpt", second_stage)
+    search_settings = SearchSettings(bf16=bf16, **settings)
     if stage is not None:
         log.info("second stage: re-ranking the best %d spots; confidence calibrated by %s", stage.candidates, stage.calibration)
     out_dir = Path(output_dir)

@@ -9,29 +9,37 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
-from torch import nn
 
 from waldo_pl.calibration import calibrated
-from waldo_pl.data.spot_windows import cut_window, window_side
+from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import Spot
-from waldo_pl.models.checkpoint import second_stage_from
-from waldo_pl.models.spot_net import WINDOW
+
+
+class SpotNetwork:
+    """A second-stage classifier as the search runs it: (B, 3, WINDOW, WINDOW) float32 windows in [0, 1] in,
+    (B,) float32 Waldo log-odds out. The OpenVINO backend gives one; a PyTorch classifier is run as it is."""
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
 
 @dataclasses.dataclass(frozen=True)
 class SecondStage:
-    net: nn.Module
+    net: object                     # a SpotNetwork or a PyTorch classifier
     candidates: int                 # how many of the first stage's spots it looks at
     platt: tuple[float, float]      # confidence = sigmoid(a * score + b)
     calibration: str                # how the confidence was calibrated, said in the JSON
 
 
-def spot_scores(net: nn.Module, page: np.ndarray, spots: list[Spot], bf16: bool = False) -> np.ndarray:
-    """The second stage's log-odds for each spot of an RGB uint8 page."""
-    windows = torch.stack([cut_window(page, s.x, s.y, window_side(s.box), WINDOW) for s in spots])
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        return net(windows).float().numpy()
+def spot_scores(net, page: np.ndarray, spots: list[Spot], bf16: bool = False) -> np.ndarray:
+    """The second stage's log-odds for each spot of an RGB uint8 page; a PyTorch classifier runs in bf16 autocast
+    when `bf16`."""
+    windows = np.stack([cut_window(page, s.x, s.y, window_side(s.box), WINDOW) for s in spots])
+    if isinstance(net, SpotNetwork):
+        return net(windows)
+    from waldo_pl.inference.torch_network import spot_logits  # only for PyTorch classifiers
+
+    return spot_logits(net, windows, bf16)
 
 
 def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool = False) -> list[Spot]:
@@ -45,5 +53,7 @@ def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool =
 
 def load_second_stage(checkpoint: dict, where: str) -> SecondStage | None:
     """The second stage a checkpoint read by read_checkpoint holds, or None."""
+    from waldo_pl.models.checkpoint import second_stage_from
+
     stage = second_stage_from(checkpoint, where)
     return None if stage is None else SecondStage(**stage)

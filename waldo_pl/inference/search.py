@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from torch import nn
 
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import Spot, check_threshold, find_spots
 from waldo_pl.inference.heatmap import check_scales, check_tile, log_odds_at_scales
 from waldo_pl.inference.rerank import SecondStage, rerank
-from waldo_pl.models.outputs import MULTIPLE
+from waldo_pl.models.grid import MULTIPLE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +42,11 @@ class SearchSettings:
             raise UserError(f"max_whole_pixels={self.max_whole_pixels}: must be 0 (always tile) or more")
 
 
-def search(net: nn.Module, page: np.ndarray, settings: SearchSettings = SearchSettings(),
+def search(net, page: np.ndarray, settings: SearchSettings = SearchSettings(),
            second_stage: SecondStage | None = None) -> tuple[np.ndarray, list[Spot]]:
     """Waldo's log-odds over an RGB uint8 page (H, W, 3), and the best spots on it, the answer first: the first
-    stage's order, or with a second stage, its order over the first stage's best `second_stage.candidates`."""
+    stage's order, or with a second stage, its order over the first stage's best `second_stage.candidates`.
+    `net` is a PageNetwork (device.load_for_search) or a PyTorch network, run in bf16 when `settings.bf16`."""
     h, w = page.shape[:2]
     if min(h, w) < MULTIPLE:
         raise UserError(f"page is {w}x{h} px; it needs at least {MULTIPLE} px a side")

@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.special import expit
 from torch import nn
 
-MULTIPLE = 16  # four 2x poolings
+from waldo_pl.models.grid import MULTIPLE
+from waldo_pl.odds import expit
+
+__all__ = ["MULTIPLE", "page_logits", "pad_to_multiple", "probability", "two_class_logits", "waldo_log_odds", "waldo_probability"]
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-WINDOW = 64  # the window's side in the classifier's pixels
+from waldo_pl.data.spot_windows import WINDOW  # the window's side in the classifier's pixels
 
 
 def _stage(c_in: int, c_out: int) -> nn.Sequential:
