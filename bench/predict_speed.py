@@ -3,9 +3,10 @@ PyTorch port of the network (bench/ports/plain_torch.py) and the network compile
 (bench/ports/openvino_port.py, bf16 where the CPU has it). Each line is the best of --repeat runs of a
 whole process (start-up, imports, reading, search, outputs), so ratios, not seconds, carry across machines.
 
-    python bench/predict_speed.py [--page ../shared/data/waldo/images/8.jpg] [--repeat 2] [--folder DIR ...]
+    python bench/predict_speed.py [--page ../shared/data/waldo/images/8.jpg] [--repeat 3] [--folder DIR ...] [--before CHECKOUT ...]
 
---folder also runs predict.py once over every page of each folder, and reports pages a second.
+--folder also runs predict.py once over every page of each folder (or of its images/), and reports pages a second;
+--before times the predict.py of other checkouts too (git worktree add /tmp/before REV).
 The page is resized to 2800x1760, the tutorial's page size. OpenVINO is optional (pip install openvino).
 """
 
@@ -37,14 +38,11 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def best_time(command: list[str], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(command, cwd=Path(command[1]).resolve().parent if command[1].endswith("predict.py") else REPO,
-                       check=True, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=Path(command[1]).resolve().parent if command[1].endswith("predict.py") else REPO,
+                   check=True, capture_output=True, text=True)
+    return time.perf_counter() - start
 
 
 def openvino_model(folder: Path) -> Path | None:
@@ -62,9 +60,9 @@ def openvino_model(folder: Path) -> Path | None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--page", type=Path, default=REPO.parent / "shared/data/waldo/images/8.jpg")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--folder", type=Path, nargs="*", default=[])
-    parser.add_argument("--before", type=Path, help="another checkout of this project: its predict.py is timed too")
+    parser.add_argument("--before", type=Path, nargs="*", default=[], help="other checkouts of this project: their predict.py is timed too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     page = work / "page.jpg"
@@ -79,9 +77,9 @@ def main():
         precision = "bf16" if bf16 else "f32"
         rows.append((f"OpenVINO, {precision}, scale 1", [python, "bench/ports/openvino_port.py", str(page), str(ir), precision]))
     predict = [python, "predict.py", f"img={page}", f"output_dir={work / 'out'}"]
-    if args.before:
-        before = [python, str(args.before / "predict.py"), f"img={page}", f"output_dir={work / 'before'}"]
-        rows += [(f"{args.before.name}/predict.py, defaults", before), (f"{args.before.name}/predict.py scales=[1.0]", [*before, "scales=[1.0]"])]
+    for checkout in args.before:
+        before = [python, str(checkout / "predict.py"), f"img={page}", f"output_dir={work / 'before'}"]
+        rows += [(f"{checkout.name}/predict.py, defaults", before), (f"{checkout.name}/predict.py scales=[1.0]", [*before, "scales=[1.0]"])]
     rows += [("predict.py backend=torch, defaults", [*predict, "backend=torch"]),
              ("predict.py backend=torch scales=[1.0]", [*predict, "backend=torch", "scales=[1.0]"]),
              ("predict.py, defaults (scales 1 and 1.25)", predict), ("predict.py scales=[1.0]", [*predict, "scales=[1.0]"])]
@@ -92,8 +90,9 @@ def main():
     subprocess.run([*predict, "scales=[1.0]"], cwd=REPO, check=True, capture_output=True)
     first = time.perf_counter() - start
     times = {"predict.py scales=[1.0], first run (converts the model)": first}
-    for label, command in rows:
-        times[label] = best_time(command, args.repeat)
+    for _ in range(args.repeat):  # round by round, so that a slow spell of the machine hits every row alike
+        for label, command in rows:
+            times[label] = min(times.get(label, float("inf")), timed(command))
     plain = times[rows[0][0]]
     anchor = times[rows[1][0]] if ir is not None else None
     for label, seconds in times.items():
@@ -101,6 +100,7 @@ def main():
         print(f"{label:<45} {seconds:6.2f} s  {seconds / plain:5.2f}x plain{against}")
 
     for folder in args.folder:
+        folder = folder / "images" if (folder / "images").is_dir() else folder
         pages = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
         start = time.perf_counter()
         subprocess.run([python, "predict.py", f"img={folder}", f"output_dir={work / folder.name}"], cwd=REPO, check=True, capture_output=True)
