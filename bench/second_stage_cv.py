@@ -12,7 +12,6 @@ often Waldo was among them, and what the second stage's own confidence means on 
 """
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from waldo_pl.calibration import fit_platt
-from waldo_pl.data.formats import load_pages
+from waldo_pl.data.formats import load_pages, read_groups
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.report import reliability_table
@@ -36,15 +35,9 @@ def scene_groups(pages: dict) -> dict:
     """(collection, page) -> group: a photo's spread, with the scan of that spread; else the page itself."""
     groups = {key: key for key in pages}
     for folder in {Path(k[0]) for k in pages}:
-        scenes = folder / "scenes.csv"
-        if not scenes.is_file():
-            continue
-        for row in csv.DictReader(open(scenes)):
-            groups[(str(folder), row["filename"])] = row["scene"]
-            scan = (row.get("scan_in_shared") or "").split(" ")[0]
-            for key in pages:
-                if scan and key[1] == scan:
-                    groups[key] = row["scene"]
+        if (folder / "scenes.csv").is_file():
+            scenes = read_groups(folder / "scenes.csv")
+            groups.update({key: scenes[key[1]] for key in pages if key[1] in scenes})
     return groups
 
 

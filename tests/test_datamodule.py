@@ -117,3 +117,41 @@ def test_data_root_takes_several_folders_and_keeps_page_names_apart(page_folder,
     assert {p.name for p in both.val_pages}.isdisjoint(p.name for p in both.train_pages) and both.val_pages
     with pytest.raises(UserError, match="data.root=/no/such: no such folder"):
         WaldoDataModule(root=[str(page_folder), "/no/such"])
+
+
+def test_grouped_pages_stay_on_one_side_of_every_split(tmp_path):
+    from waldo_pl.data.formats import read_groups
+    from waldo_pl.data.page import Page
+
+    (tmp_path / "scenes.csv").write_text("filename,scene,scan_in_shared\np1.jpg,s1,5.jpg (weak match)\np2.jpg,s1,5.jpg (weak match)\n"
+                                         "p3.jpg,s2,\np4.jpg,s2,\np5.jpg,s3,waldo/7.jpg\n")
+    groups = read_groups(tmp_path / "scenes.csv")
+    assert groups["5.jpg"] == "s1" and groups["p3.jpg"] == "s2"
+    names = ["p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg", "p5.jpg", "5.jpg", "waldo/7.jpg", "8.jpg", "9.jpg"]
+    pages = [Page(n, np.zeros((8, 8, 3), np.uint8), [(0, 0, 2, 2)]) for n in names]
+    groups["7.jpg"] = "s3"  # a page renamed <folder>/<name> is found by its file name
+    for folds in (2, 3):
+        held = [{p.name for p in split_pages(pages, folds=folds, fold=k, seed=1, groups=groups, groups_only=True)[1]}
+                for k in range(folds)]
+        assert sorted(n for fold in held for n in fold) == sorted(names[:7])  # 8 and 9 belong to no group: always train
+        for fold in held:
+            assert ({"p1.jpg", "p2.jpg", "5.jpg"} <= fold) or not ({"p1.jpg", "p2.jpg", "5.jpg"} & fold)
+            assert ({"p5.jpg", "waldo/7.jpg"} <= fold) or not ({"p5.jpg", "waldo/7.jpg"} & fold)
+    # without groups_only an ungrouped page is a group of its own; a fraction holds out whole groups too
+    held = {p.name for k in range(4) for p in split_pages(pages, folds=4, fold=k, seed=1, groups=groups)[1]}
+    assert held == set(names)
+    for seed in range(10):
+        fraction = {p.name for p in split_pages(pages, val_fraction=0.4, seed=seed, groups=groups)[1]}
+        assert ({"p3.jpg", "p4.jpg"} <= fraction) or not ({"p3.jpg", "p4.jpg"} & fraction)
+    with pytest.raises(UserError, match="data.folds=4"):
+        split_pages(pages, folds=4, groups=groups, groups_only=True)  # three groups
+    with pytest.raises(UserError, match="groups_only"):
+        split_pages(pages, folds=2, groups_only=True)
+
+
+def test_a_bad_groups_file_is_named(page_folder, tmp_path):
+    with pytest.raises(UserError, match="data.groups=.*missing.csv"):
+        WaldoDataModule(root=str(page_folder), groups=str(tmp_path / "missing.csv"))
+    (tmp_path / "wrong.csv").write_text("name,spread\na.jpg,1\n")
+    with pytest.raises(UserError, match="filename and scene"):
+        WaldoDataModule(root=str(page_folder), groups=str(tmp_path / "wrong.csv"))

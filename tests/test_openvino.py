@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from waldo_pl.inference.predict import predict
 from waldo_pl.inference.torch_network import TorchNetwork
 from waldo_pl.models.checkpoint import load_network
 from waldo_pl.weights import bundled_model
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(not openvino_backend.available(), reason="OpenVINO is not installed (pip install -e '.[openvino]')")
 
@@ -98,3 +101,15 @@ def test_a_checkpoint_overwritten_in_place_is_converted_again(trained_checkpoint
     reference = predict(img=str(pages), ckpt=str(ckpt), output_dir=str(tmp_path / "torch"), backend="torch", precision="32")
     assert len(list(openvino_backend.cache_folder().glob("model-*"))) == 2
     assert [[(s.x, s.y) for s in a.spots] for a in now] == [[(s.x, s.y) for s in a.spots] for a in reference]
+
+
+def test_an_unwritable_cache_is_one_line_naming_the_setting(trained_checkpoint, tmp_path, monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("WALDO_PL_CACHE", str(blocker))
+    page = tmp_path / "p.png"
+    Image.fromarray(draw_page(64, 64, [(10, 10, 26, 30)])).save(page)
+    run = subprocess.run([sys.executable, "predict.py", f"img={page}", f"ckpt={trained_checkpoint}", f"output_dir={tmp_path / 'out'}",
+                          "backend=openvino"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "WALDO_PL_CACHE" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "out" / "p.json").exists()

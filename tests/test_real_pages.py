@@ -1,4 +1,4 @@
-"""The 31 shared pages, when ../shared/data/waldo is there."""
+"""The shared pages, when ../shared/data/waldo (and its neighbours) are there."""
 
 import itertools
 
@@ -37,3 +37,27 @@ def test_both_shared_collections_load_as_one_set_of_pages():
     pages = load_collections([root, dm])
     names = [p.name for p in pages]
     assert len(pages) == 31 + 20 == len(set(names)) and sum(n.startswith("dm-") for n in names) == 20
+
+
+def test_photo_folds_leave_one_spread_out_with_its_scan():
+    from omegaconf import OmegaConf
+
+    from waldo_pl.cli import CONF_DIR
+    from waldo_pl.data.datamodule import split_pages
+    from waldo_pl.data.formats import load_collections, read_groups
+
+    root = shared_pages_or_skip().parent
+    if not (root / "waldo-photos" / "scenes.csv").is_file() or not (root / "waldo-dm" / "annotations.csv").is_file():
+        pytest.skip("the photos or waldo-dm are absent")
+    cfg = OmegaConf.load(CONF_DIR / "data" / "photo_folds.yaml")
+    pages = load_collections([root / "waldo", root / "waldo-dm", root / "waldo-photos"])
+    groups = read_groups(root / "waldo-photos" / "scenes.csv")
+    held = [[p.name for p in split_pages(pages, folds=cfg.folds, fold=k, groups=groups, groups_only=cfg.groups_only)[1]]
+            for k in range(cfg.folds)]
+    photos = [sorted(n for n in fold if n.startswith("webcam_")) for fold in held]
+    assert sorted(n for fold in photos for n in fold) == sorted(p.name for p in pages if p.name.startswith("webcam_"))
+    assert all(len(fold) == 6 and len({groups[n] for n in fold}) == 1 for fold in photos)  # one spread a fold
+    for fold in held:  # its scan, where the shared folders have it, is held out with it
+        scans = [n for n in fold if not n.startswith("webcam_")]
+        assert all(groups[s] == groups[fold[0]] for s in scans) and len(scans) <= 1
+    assert sum(len(fold) for fold in held) == 36 + sum(1 for fold in held for n in fold if not n.startswith("webcam_"))

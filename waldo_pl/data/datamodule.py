@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from waldo_pl.data.crops import CropLoader, CropStream
 from waldo_pl.data.download import ensure_downloaded
-from waldo_pl.data.formats import load_collections
+from waldo_pl.data.formats import load_collections, read_groups
 from waldo_pl.data.page import Page
 from waldo_pl.errors import UserError
 
@@ -30,11 +30,21 @@ def split_pages(
     folds: int | None = None,
     fold: int = 0,
     always_train: Sequence[str] = (),
+    groups: dict[str, str] | None = None,
+    groups_only: bool = False,
 ) -> tuple[list[Page], list[Page]]:
     """(train, val) by page: the pages named in `val_pages`; else fold `fold` of `folds` seeded folds;
-    else a seeded `val_fraction`. Pages in `always_train` are never held out by the last two."""
+    else a seeded `val_fraction`. Pages in `always_train` are never held out by the last two. With `groups`
+    (page name -> group, data/formats.read_groups), the last two hold out whole groups: the pages of one group
+    stay on one side; a page in no group is a group of its own, or with `groups_only` always trains."""
     names = [p.name for p in pages]
-    candidates = sorted(set(names) - set(always_train))
+    group_of = {name: _group(name, groups or {}) for name in names}
+    if groups_only and not groups:
+        raise UserError("data.groups_only=true needs data.groups, a CSV of which pages belong together")
+    if groups_only:
+        always_train = [*always_train, *(n for n in names if group_of[n] is None)]
+    group_of = {name: name if group is None else group for name, group in group_of.items()}
+    candidates = sorted({group_of[n] for n in set(names) - set(always_train)})
     rng = np.random.default_rng(seed)
     if val_pages is not None:
         unknown = sorted(set(val_pages) - set(names))
@@ -43,7 +53,7 @@ def split_pages(
         chosen = set(val_pages)
     elif folds is not None:
         if not 2 <= folds <= len(candidates):
-            raise UserError(f"data.folds={folds}: needs 2 to {len(candidates)} (the pages that may be held out)")
+            raise UserError(f"data.folds={folds}: needs 2 to {len(candidates)} (the pages, or groups, that may be held out)")
         if not 0 <= fold < folds:
             raise UserError(f"data.fold={fold}: must be from 0 to data.folds - 1 = {folds - 1}")
         chosen = set(rng.permutation(candidates)[fold::folds].tolist())
@@ -52,10 +62,17 @@ def split_pages(
             raise UserError(f"data.val_fraction={val_fraction}: must be in [0, 1)")
         count = int(round(val_fraction * len(candidates)))
         chosen = set(rng.choice(candidates, size=count, replace=False).tolist())
+    if val_pages is None:  # groups chosen: their pages, but never one that always trains
+        chosen = {n for n in names if group_of[n] in chosen and n not in always_train}
     train = [p for p in pages if p.name not in chosen]
     if not train:
         raise UserError("every page is held out for validation; name fewer data.val_pages or lower data.val_fraction")
     return train, [p for p in pages if p.name in chosen]
+
+
+def _group(name: str, groups: dict[str, str]) -> str | None:
+    """A page's group, by its name or, for a page renamed '<folder>/<name>' (two folders sharing a name), its file name."""
+    return groups.get(name, groups.get(name.rsplit("/", 1)[-1]))
 
 
 def collate_pages(pages: list[Page]) -> dict:
@@ -80,6 +97,8 @@ class WaldoDataModule(L.LightningDataModule):
         folds: int | None = None,
         fold: int = 0,
         always_train: list[str] = (),
+        groups: str | None = None,
+        groups_only: bool = False,
         zooms: list[float] = (1.0,),
         colour_jitter: float = 0.0,
         photo_look: float = 0.0,
@@ -100,6 +119,8 @@ class WaldoDataModule(L.LightningDataModule):
         for folder in [] if root is None else root if isinstance(root, list) else [root]:
             if not Path(folder).is_dir():
                 raise UserError(f"data.root={folder}: no such folder; point data.root at a folder of labelled pages")
+        if groups is not None:
+            read_groups(groups)  # a missing or malformed file is said now, not after the pages are read
         # plain lists, not Hydra ListConfigs, so that the checkpoint loads with weights_only
         val_pages = None if val_pages is None else [str(name) for name in val_pages]
         always_train = [str(name) for name in always_train]
@@ -124,7 +145,7 @@ class WaldoDataModule(L.LightningDataModule):
         else:
             self.train_pages, self.val_pages = split_pages(
                 pages, hp.val_pages, hp.val_fraction, hp.seed if hp.split_seed is None else hp.split_seed,
-                hp.folds, hp.fold, hp.always_train,
+                hp.folds, hp.fold, hp.always_train, read_groups(hp.groups) if hp.groups else None, hp.groups_only,
             )
         log.info(
             "%d training pages, %d validation pages (%s)",

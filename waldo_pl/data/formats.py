@@ -60,6 +60,27 @@ def load_collections(roots: str | Path | list) -> list[Page]:
             for root, pages in zip(roots, collections) for page in pages]
 
 
+def read_groups(path: str | Path, setting: str = "data.groups") -> dict[str, str]:
+    """Which pages belong together (a CSV with `filename` and `scene`, as waldo-photos/scenes.csv): page name ->
+    group. The optional `scan_in_shared` column names the scan of the same spread ('14.jpg (weak match)' counts
+    as 14.jpg), which joins its photos' group, so that a split keeps them on one side."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        raise UserError(f"{setting}={path}: cannot read it ({err.strerror}); give a CSV with filename and scene columns") from None
+    if not rows or not {"filename", "scene"} <= set(rows[0]):
+        raise UserError(f"{setting}={path}: needs the columns filename and scene (as waldo-photos/scenes.csv)")
+    groups = {}
+    for row in rows:
+        groups[row["filename"]] = row["scene"]
+        scan = (row.get("scan_in_shared") or "").split(" ")[0]
+        if scan:
+            groups[scan] = row["scene"]
+    return groups
+
+
 def _checked_box(where: str, name: str, box, size, page_size) -> list[int] | None:
     """The box as ints, or None (with a warning) when it does not fit its page."""
     try:

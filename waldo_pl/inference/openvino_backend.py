@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from waldo_pl.errors import UserError
 from waldo_pl.inference.heatmap import PageNetwork
 from waldo_pl.inference.rerank import SecondStage, SpotNetwork
 
@@ -163,10 +164,13 @@ def _convert_checkpoint(path, setting: str | None, folder: Path) -> None:
     checkpoint = read_checkpoint(path, setting)
     where = f"{setting}={path}" if setting else str(path)
     net, stage = network_from(checkpoint, where), load_second_stage(checkpoint, where)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise UserError(f"cannot write the OpenVINO cache {folder.parent} ({err.strerror}); set WALDO_PL_CACHE to a "
+                        "writable folder, or use backend=torch") from None
     _save(_page_model(net), tmp / "first.xml")
     saved = {"format": FORMAT, "source": str(path), "second_stage": None}
     if stage is not None:
