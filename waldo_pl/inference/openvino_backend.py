@@ -140,8 +140,12 @@ def compile_network(net, bf16: bool) -> OpenVINONetwork:
 def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | None = "ckpt") -> tuple[OpenVINONetwork, SecondStage | None]:
     """Both stages of a checkpoint file (a train.py .ckpt or a waldo-export file), from the cache when it holds
     them; otherwise read as data (models/checkpoint.py), converted and cached first."""
+    digest = hashlib.sha256(f"{FORMAT}:".encode())
     try:
-        key = hashlib.sha256(f"{FORMAT}:".encode() + Path(path).read_bytes()).hexdigest()[:24]
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        key = digest.hexdigest()[:24]
     except OSError:
         key = None  # read_checkpoint says what is wrong with it
     folder = cache_folder() / f"model-{key}"
