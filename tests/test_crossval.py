@@ -91,6 +91,9 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     out = export(ckpt, tmp_path / "small.pt", calibration=fitted)
     loaded = load_second_stage(read_checkpoint(out), str(out))
     assert loaded.platt == pytest.approx((fitted["a"], fitted["b"])) and "20 held-out answers" in loaded.calibration
+    with pytest.raises(UserError, match="needs a, b, pages, hits"):  # another JSON given as the calibration: nothing written
+        export(ckpt, tmp_path / "other.pt", calibration={"a": 1.0, "b": "zero"})
+    assert not (tmp_path / "other.pt").exists()
     with pytest.raises(UserError, match="every held-out answer is right"):
         fake_run(tmp_path / "all_right" / "0", 0, 0, [True, True])
         fold_table(tmp_path / "all_right", calibrate=tmp_path / "c2.json")

@@ -40,15 +40,6 @@ def test_the_compiled_network_gives_pytorchs_log_odds(bf16, tolerance):
     assert other.shape == (1, 64, 80) and len(compiled.compiled) == 2
 
 
-def test_the_network_is_converted_once_and_then_loaded_from_the_cache():
-    net = load_network(bundled_model())
-    openvino_backend.compile_network(net, bf16=False)
-    (saved,) = openvino_backend.cache_folder().glob("*.xml")
-    stamp = saved.stat().st_mtime_ns
-    openvino_backend.compile_network(net, bf16=True)
-    assert [p.stat().st_mtime_ns for p in openvino_backend.cache_folder().glob("*.xml")] == [stamp]
-
-
 def test_predict_with_openvino_answers_as_with_pytorch(trained_checkpoint, tmp_path):
     for i, box in enumerate([(30, 40, 46, 60), (100, 20, 116, 40)]):
         Image.fromarray(draw_page(112, 144, [box], seed=20 + i)).save(tmp_path / f"v{i}.png")

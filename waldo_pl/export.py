@@ -19,7 +19,6 @@ from waldo_pl.files import write_atomically, write_text_atomically
 from waldo_pl.models.checkpoint import network_from, network_spec, read_checkpoint, second_stage_from
 
 
-
 def half(weights: dict) -> dict:
     return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
 
@@ -27,6 +26,8 @@ def half(weights: dict) -> dict:
 def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict | None = None) -> Path:
     """A small model file from a train.py checkpoint; `calibration` (from waldo-crossval --calibrate) maps the
     second stage's score to a calibrated confidence."""
+    if calibration is not None and not all(isinstance(calibration.get(k), (int, float)) for k in ("a", "b", "pages", "hits")):
+        raise UserError("--calibration: not a file written by waldo-crossval --calibrate (needs a, b, pages, hits)")
     checkpoint = read_checkpoint(ckpt, setting=None)
     config = checkpoint.get("config")
     if not isinstance(config, dict) or not network_spec(checkpoint):
@@ -69,8 +70,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     record = read_record(args.record) if args.record else None
     calibration = read_record(args.calibration, "--calibration") if args.calibration else None
-    if calibration is not None and not all(isinstance(calibration.get(k), (int, float)) for k in ("a", "b", "pages", "hits")):
-        raise UserError(f"--calibration {args.calibration}: not a file written by waldo-crossval --calibrate (needs a, b, pages, hits)")
     print(export(args.ckpt, args.out, record, calibration))
 
 

@@ -35,14 +35,9 @@ log = logging.getLogger(__name__)
 UNCALIBRATED = (1.0, 0.0)
 
 
-def mine_spots(net: nn.Module, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
-    """The first stage's best spots on each page, as {x, y, confidence, box}, best first."""
-    mined = []
-    with torch.inference_mode():
-        for page in pages:
-            _, spots = search(net, page.image, settings)
-            mined.append([s.as_dict() for s in spots])
-    return mined
+def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
+    """The first stage's best spots on each page, as {x, y, confidence, box}, best first; `net` as search takes it."""
+    return [[s.as_dict() for s in search(net, page.image, settings)[1]] for page in pages]
 
 
 def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], steps: int = 1500, batch_size: int = 64,

@@ -89,9 +89,7 @@ def load_for_search(path, accelerator: str = "auto", precision: str = "auto", ba
     import torch
 
     from waldo_pl.inference.rerank import load_second_stage
-    from waldo_pl.inference.torch_network import TorchNetwork
     from waldo_pl.models.checkpoint import network_from, read_checkpoint
-    from waldo_pl.models.fast_graph import fast_graph
 
     device = choose_device(accelerator)
     bf16 = use_bf16(precision, device)
@@ -99,4 +97,4 @@ def load_for_search(path, accelerator: str = "auto", precision: str = "auto", ba
     where = f"{setting}={path}" if setting else str(path)
     net = network_from(checkpoint, where).to(device, memory_format=torch.channels_last)
     stage = load_second_stage(checkpoint, where) if second_stage else None
-    return TorchNetwork(fast_graph(net), bf16), stage, bf16
+    return search_network(net, device, bf16, "torch"), stage, bf16

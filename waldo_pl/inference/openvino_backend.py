@@ -116,25 +116,10 @@ def _save(model, path: Path) -> None:
     ov.save_model(model, path, compress_to_fp16=False)
 
 
-def weights_key(net) -> str:
-    digest = hashlib.sha256(f"{FORMAT}:{type(net).__name__}".encode())
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def compile_network(net, bf16: bool) -> OpenVINONetwork:
-    """A PyTorch first stage in memory (a training run's, for mining), converted once per set of weights."""
-    path = cache_folder() / f"page_net-{weights_key(net)}.xml"
-    if not path.is_file():
-        model = _page_model(net)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.xml")
-        _save(model, tmp)
-        os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(tmp, path)
-    return OpenVINONetwork(_core().read_model(path), bf16)
+    """A PyTorch first stage in memory (a training run's, for mining), converted here; a run's weights are
+    searched with once, so they are not cached."""
+    return OpenVINONetwork(_page_model(net), bf16)
 
 
 def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | None = "ckpt") -> tuple[OpenVINONetwork, SecondStage | None]:
