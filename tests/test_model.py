@@ -15,6 +15,32 @@ def test_tutorial_net_has_the_tutorials_size_and_shape():
         net(torch.rand(1, 3, 50, 64))
 
 
+def test_the_cheaper_forward_trains_as_the_tutorials_order_of_layers():
+    # forward (pool before LeakyReLU, transposed convs, head before the last upsample) against the layer-by-layer
+    # graph: the same logits and the same gradients for every weight, from trained-looking (non-zero) biases
+    torch.manual_seed(0)
+    net = TutorialNet()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(2, 3, 48, 80)
+    target = (torch.rand(2, 48, 80) > 0.8).long()
+    outputs, grads = [], []
+    for graph in (net.forward, net.layer_by_layer):
+        net.zero_grad()
+        logits = graph(x)
+        F.cross_entropy(logits, target, weight=torch.tensor([1.0, 3.0])).backward()
+        outputs.append(logits.detach())
+        grads.append({name: p.grad.clone() for name, p in net.named_parameters()})
+    assert (outputs[0] - outputs[1]).abs().max() < 1e-5 * outputs[1].abs().max()
+    assert (outputs[1] - outputs[1].mean()).abs().max() > 1e-3  # not a flat map, which any graph would match
+    for name, grad in grads[1].items():
+        assert grad.abs().max() > 0, name
+        assert (grads[0][name] - grad).abs().max() < 1e-4 * grad.abs().max(), name
+    with pytest.raises(ValueError, match="multiples of 16"):
+        net.layer_by_layer(torch.rand(1, 3, 50, 64))
+
+
 def test_tutorial_net_sees_context_through_its_skips():
     # a change at one pixel reaches its neighbours but not the far corner of a large page
     net = TutorialNet().eval()
@@ -80,7 +106,7 @@ def test_the_fast_inference_graph_gives_the_networks_log_odds(weights):
     net = TutorialNet().eval() if weights == "initial" else load_network(bundled_model())
     x = torch.rand(2, 3, 80, 144).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        plain, fast = waldo_log_odds(net(x)), waldo_log_odds(fast_graph(net)(x))
+        plain, fast = waldo_log_odds(net.layer_by_layer(x)), waldo_log_odds(fast_graph(net)(x))
     assert fast.shape == plain.shape == (2, 80, 144)
     assert (fast - plain).abs().max() < 1e-4 * max(1.0, float(plain.abs().max()))
     assert (plain - plain.mean()).abs().max() > 1e-3  # not a flat map, which any graph would match
