@@ -7,7 +7,9 @@ The first stage's spots on every page (predict.py's scales, the 10 best) are min
 --cache. The `--test` pages are split into folds by scene (a photo's spread and its scan together, from
 waldo-photos/scenes.csv); for each fold a second stage is trained on the `--train` pages and the other
 folds, and re-ranks the held-out pages. Honest only where the first stage did not train on the `--test`
-pages. Prints, per collection, the first stage's hits, the hits after re-ranking the best K spots, how
+pages. `--held-out RECORD` instead holds out one fold: the validation pages of the run that trained the first
+stage (its record, `waldo_pl/weights/waldo.json` for the bundled model), so that the `--test` pages it trained on
+train the second stage too. Prints, per collection, the first stage's hits, the hits after re-ranking the best K spots, how
 often Waldo was among them, and what the second stage's own confidence means on the held-out answers.
 """
 
@@ -50,7 +52,9 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--held-out", type=Path, help="a run's record (JSON): hold out its training.data.val_pages, one fold")
     parser.add_argument("--photo-look", type=float, default=0.25)
+    parser.add_argument("--width", type=int, default=16, help="channels of SpotNet's first layer")
     parser.add_argument("--candidates", type=int, nargs="+", default=[3, 5, 10])
     parser.add_argument("--out", type=Path, help="also write each held-out page's spots, hits and scores here (JSON)")
     args = parser.parse_args()
@@ -71,6 +75,10 @@ def main():
     test_groups = sorted({groups[k] for k in pages if Path(k[0]) in args.test}, key=str)
     np.random.default_rng(args.seed).shuffle(test_groups)
     fold_of = {g: i % args.folds for i, g in enumerate(test_groups)}
+    if args.held_out:
+        val_pages = set(json.loads(args.held_out.read_text())["training"]["data"]["val_pages"])
+        args.folds = 1
+        fold_of = {g: 0 if any(groups[k] == g and k[1] in val_pages for k in pages) else -1 for g in test_groups}
     results = []
     for fold in range(args.folds):
         # a held-out photo's scan leaves training too, but only --test pages are scored
@@ -78,7 +86,7 @@ def main():
         training = [k for k in pages if groups[k] not in {groups[h] for h in held_out}]
         started = time.perf_counter()
         net = fit_second_stage([pages[k] for k in training], [spots[k] for k in training], steps=args.steps,
-                               photo_look=args.photo_look, seed=args.seed)
+                               photo_look=args.photo_look, width=args.width, seed=args.seed)
         for key in held_out:
             page, found = pages[key], [Spot(s["x"], s["y"], s["confidence"], s["box"]) for s in spots[key]]
             results.append({"collection": Path(key[0]).name, "page": key[1],

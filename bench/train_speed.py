@@ -1,6 +1,7 @@
-"""Training crops a second: train.py's own step (LightningModule + real crop stream) against a bare loop.
+"""Training crops a second: train.py's own step (LightningModule + real crop stream) against a bare loop, and the
+network's forward (its cheaper graph) against the tutorial's order of layers (TutorialNet.layer_by_layer).
 
-    python bench/train_speed.py [--root ../shared/data/waldo] [--steps 30] [--no-channels-last]
+    python bench/train_speed.py [--root ../shared/data/waldo] [--steps 30] [--no-channels-last] [--precision bf16-mixed]
 
 Both sides train the same network from the same weights on batches of the same stream; the bare
 loop gets its batches drawn beforehand, so the difference is all that Lightning and the data
@@ -36,13 +37,14 @@ class StepTimer(L.Callback):
         self.end = time.perf_counter()
 
 
-def bare_loop(net, batches, weights, channels_last, bf16):
+def bare_loop(net, batches, weights, channels_last, bf16, graph="forward"):
+    forward = net if graph == "forward" else net.layer_by_layer
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     for crops, target in batches:
         if channels_last:
             crops = crops.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = net(crops)
+            logits = forward(crops)
         loss = F.cross_entropy(logits.float(), target, weight=weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -78,6 +80,11 @@ def main():
     start = time.perf_counter()
     bare_loop(bare_net, batches[args.warmup :], weights, args.channels_last, bf16)
     bare = args.steps * args.batch_size / (time.perf_counter() - start)
+    tutorial_net = copy.deepcopy(net)
+    bare_loop(tutorial_net, batches[: args.warmup], weights, args.channels_last, bf16, "layer_by_layer")
+    start = time.perf_counter()
+    bare_loop(tutorial_net, batches[args.warmup :], weights, args.channels_last, bf16, "layer_by_layer")
+    tutorial_order = args.steps * args.batch_size / (time.perf_counter() - start)
 
     module = WaldoSegmenter(net, optimizer=torch.optim.Adam, scheduler=None, class_weights=[1.0, 20.0],
                             preview_every_n_epochs=0, channels_last=args.channels_last)
@@ -90,7 +97,8 @@ def main():
     lightning = args.steps * args.batch_size / (timer.end - timer.start)
 
     print(f"threads: {args.threads}  channels_last: {args.channels_last}  precision: {args.precision}  batch: {args.batch_size}x{args.panel}x{args.panel}")
-    print(f"bare PyTorch loop:        {bare:6.2f} crops/s")
+    print(f"bare loop, layer by layer: {tutorial_order:6.2f} crops/s")
+    print(f"bare PyTorch loop:        {bare:6.2f} crops/s  ({bare / tutorial_order:.2f}x the layer-by-layer graph)")
     print(f"train.py step (Lightning): {lightning:6.2f} crops/s")
     print(f"Lightning + stream overhead: {100 * (bare / lightning - 1):+.1f}%")
 
