@@ -39,41 +39,34 @@ class TutorialNet(nn.Module):
                 nn.init.xavier_uniform_(conv.weight)
                 nn.init.zeros_(conv.bias)
 
-    def check_sides(self, x: torch.Tensor) -> None:
-        if x.shape[-1] % MULTIPLE or x.shape[-2] % MULTIPLE:
-            raise ValueError(f"{type(self).__name__} needs sides that are multiples of {MULTIPLE}, got {tuple(x.shape[-2:])}")
-
     def upsampled_conv(self, conv: nn.Conv2d, t: torch.Tensor) -> torch.Tensor:
         """conv(nearest 2x upsample of t), as one transposed conv on t."""
         return F.conv_transpose2d(t, transposed_kernel(conv.weight), conv.bias, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, classes, H, W) logits: layer_by_layer's, computed the cheaper way."""
-        self.check_sides(x)
-        down = lambda conv, t: F.leaky_relu(F.max_pool2d(conv(t), 2), self.leaky_slope)
-        up = lambda conv, t: F.relu(self.upsampled_conv(conv, t))
-        skip1 = down(self.down1, x)
-        skip2 = down(self.down2, skip1)
-        skip3 = down(self.down3, skip2)
-        x = down(self.down4, skip3)
-        x = up(self.up3, x) + skip3
-        x = up(self.up2, x) + skip2
-        x = up(self.up1, x) + skip1
+        x = self.encode_decode(x, down=lambda conv, t: F.leaky_relu(F.max_pool2d(conv(t), 2), self.leaky_slope),
+                               up=lambda conv, t: F.relu(self.upsampled_conv(conv, t)))
         return F.interpolate(self.head(x), scale_factor=2.0, mode="nearest")
 
     def layer_by_layer(self, x: torch.Tensor) -> torch.Tensor:
         """The same logits in the tutorial's order of layers."""
-        self.check_sides(x)
-        down = lambda conv, t: F.max_pool2d(F.leaky_relu(conv(t), self.leaky_slope), 2)
-        up = lambda conv, t: F.relu(conv(F.interpolate(t, scale_factor=2.0, mode="nearest")))
+        x = self.encode_decode(x, down=lambda conv, t: F.max_pool2d(F.leaky_relu(conv(t), self.leaky_slope), 2),
+                               up=lambda conv, t: F.relu(conv(F.interpolate(t, scale_factor=2.0, mode="nearest"))))
+        return self.head(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+    def encode_decode(self, x: torch.Tensor, down, up) -> torch.Tensor:
+        """The four encoder stages `down(conv, t)` and three decoder stages `up(conv, t)`, each added to the encoder
+        output of its size: the features at half the input's size, before the last upsample and the head."""
+        if x.shape[-1] % MULTIPLE or x.shape[-2] % MULTIPLE:
+            raise ValueError(f"{type(self).__name__} needs sides that are multiples of {MULTIPLE}, got {tuple(x.shape[-2:])}")
         skip1 = down(self.down1, x)
         skip2 = down(self.down2, skip1)
         skip3 = down(self.down3, skip2)
         x = down(self.down4, skip3)
         x = up(self.up3, x) + skip3
         x = up(self.up2, x) + skip2
-        x = up(self.up1, x) + skip1
-        return self.head(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return up(self.up1, x) + skip1
 
 
 def transposed_kernel(weight: torch.Tensor) -> torch.Tensor:
