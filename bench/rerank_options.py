@@ -1,0 +1,97 @@
+"""Test-time options of the two-stage search, tried on the pages a model was not trained on, with no training:
+
+- the photo stretched to its 1st..99th percentile per channel (contrast and white balance) before the search;
+- the second stage's score averaged over the window and its mirror image, or over windows cut 0.8 and 1.25
+  times as wide;
+- the answer ranked by the second stage's log-odds + lambda x the first stage's;
+- the second stage re-ranking the first stage's best 3, 5 or 10 spots.
+
+    python bench/rerank_options.py [--model waldo_pl/weights/waldo.pt] [--record waldo_pl/weights/waldo.json]
+
+The held-out pages are the record's `training.data.val_pages` (the bundled model's 19). Prints the pages found
+per collection for each option.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from waldo_pl.data.formats import load_collections
+from waldo_pl.data.page import distance_to_boxes
+from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
+from waldo_pl.inference.answer import find_spots
+from waldo_pl.inference.device import load_for_search
+from waldo_pl.inference.heatmap import log_odds_at_scales
+from waldo_pl.inference.search import SearchSettings
+
+REPO = Path(__file__).resolve().parents[1]
+SPOTS = 10
+
+
+def stretched(image: np.ndarray) -> np.ndarray:
+    """Each channel's 1st..99th percentile stretched to 0..255."""
+    low, high = np.percentile(image, [1, 99], axis=(0, 1))
+    return np.clip((image - low) / np.maximum(high - low, 1) * 255, 0, 255).astype(np.uint8)
+
+
+def scored(net, stage, bf16: bool, image: np.ndarray, boxes: np.ndarray) -> dict:
+    """The first stage's best spots on a page, whether each hits, and each one's first- and second-stage scores."""
+    log_odds = log_odds_at_scales(net, image, SearchSettings().scales, bf16=bf16)
+    spots = find_spots(log_odds, count=SPOTS)
+
+    def second(scale: float = 1.0, mirror: bool = False) -> np.ndarray:
+        windows = np.stack([cut_window(image, s.x, s.y, round(window_side(s.box) * scale), WINDOW) for s in spots])
+        return stage.net(np.ascontiguousarray(windows[..., ::-1]) if mirror else windows)
+
+    return {"hit": np.array([distance_to_boxes(s.x, s.y, boxes) == 0 for s in spots]),
+            "first": np.array([log_odds[s.y, s.x] for s in spots]), "second": second(),
+            "mirror": second(mirror=True), "narrow": second(0.8), "wide": second(1.25)}
+
+
+def found(pages: list[dict], score, k: int = 5) -> int:
+    """Pages whose best spot by `score` among the first stage's k best hits Waldo."""
+    return sum(bool(p["hit"][:k][int(np.argmax(score(p)[:k]))]) for p in pages)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.pt")
+    parser.add_argument("--record", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.json")
+    args = parser.parse_args()
+    training = json.loads(args.record.read_text())["training"]
+    held_out = set(training["data"]["val_pages"])
+    pages = [p for p in load_collections(training["data"]["root"]) if p.name in held_out]
+    net, stage, bf16 = load_for_search(args.model, setting=None)
+    if stage is None:
+        raise SystemExit(f"{args.model}: has no second stage")
+    plain, photo_stretched = {}, {}
+    for page in pages:
+        kind = "photos" if page.name.startswith("webcam") else "scans"
+        plain.setdefault(kind, []).append(scored(net, stage, bf16, page.image, page.waldo_boxes))
+        photo_stretched.setdefault(kind, []).append(scored(net, stage, bf16, stretched(page.image), page.waldo_boxes))
+
+    options = {
+        "first stage alone": (plain, lambda p: p["first"], SPOTS),
+        "predict.py's defaults (re-ranking 5)": (plain, lambda p: p["second"], 5),
+        "re-ranking 3": (plain, lambda p: p["second"], 3),
+        "re-ranking 10": (plain, lambda p: p["second"], 10),
+        "pages stretched to percentiles 1..99": (photo_stretched, lambda p: p["second"], 5),
+        "second stage averaged with its mirror": (plain, lambda p: p["second"] + p["mirror"], 5),
+        "second stage averaged over windows x0.8, x1, x1.25": (plain, lambda p: p["second"] + p["narrow"] + p["wide"], 5),
+        **{f"second + {lam} x first stage's log-odds": (plain, lambda p, lam=lam: p["second"] + lam * p["first"], 5)
+           for lam in (0.1, 0.25, 0.5, 1.0)},
+    }
+    kinds = sorted(plain)
+    print("| option | " + " | ".join(f"{kind} ({len(plain[kind])})" for kind in kinds) + " | all |")
+    print("| --- |" + " --- |" * (len(kinds) + 1))
+    for name, (rows, score, k) in options.items():
+        counts = [found(rows[kind], score, k) for kind in kinds]
+        print(f"| {name} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+    among = [sum(bool(p["hit"][:5].any()) for p in plain[kind]) for kind in kinds]
+    print(f"| Waldo among the first stage's 5 best | " + " | ".join(map(str, among)) + f" | {sum(among)} |")
+
+
+if __name__ == "__main__":
+    main()
