@@ -6,7 +6,7 @@
 - the answer ranked by the second stage's log-odds + lambda x the first stage's;
 - the second stage re-ranking the first stage's best 3, 5 or 10 spots.
 
-    python bench/rerank_options.py [--model waldo_pl/weights/waldo.pt] [--record waldo_pl/weights/waldo.json]
+    python bench/rerank_options.py [--model waldo_pl/weights/waldo.pt] [--record waldo_pl/weights/waldo.json] [--scales 1 1.25]
 
 The held-out pages are the record's `training.data.val_pages` (the bundled model's 19). Prints the pages found
 per collection for each option.
@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from waldo_pl.data.formats import load_collections
 from waldo_pl.data.page import distance_to_boxes
@@ -24,7 +25,6 @@ from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.heatmap import log_odds_at_scales
-from waldo_pl.inference.search import SearchSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SPOTS = 10
@@ -36,9 +36,9 @@ def stretched(image: np.ndarray) -> np.ndarray:
     return np.clip((image - low) / np.maximum(high - low, 1) * 255, 0, 255).astype(np.uint8)
 
 
-def scored(net, stage, bf16: bool, image: np.ndarray, boxes: np.ndarray) -> dict:
+def scored(net, stage, bf16: bool, scales: tuple, image: np.ndarray, boxes: np.ndarray) -> dict:
     """The first stage's best spots on a page, whether each hits, and each one's first- and second-stage scores."""
-    log_odds = log_odds_at_scales(net, image, SearchSettings().scales, bf16=bf16)
+    log_odds = log_odds_at_scales(net, image, scales, bf16=bf16)
     spots = find_spots(log_odds, count=SPOTS)
 
     def second(scale: float = 1.0, mirror: bool = False) -> np.ndarray:
@@ -59,6 +59,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.pt")
     parser.add_argument("--record", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.json")
+    parser.add_argument("--scales", type=float, nargs="+", default=list(OmegaConf.load(REPO / "conf" / "predict.yaml").scales),
+                        help="the scales searched (predict.py's default scales)")
     args = parser.parse_args()
     training = json.loads(args.record.read_text())["training"]
     held_out = set(training["data"]["val_pages"])
@@ -69,8 +71,8 @@ def main():
     plain, photo_stretched = {}, {}
     for page in pages:
         kind = "photos" if page.name.startswith("webcam") else "scans"
-        plain.setdefault(kind, []).append(scored(net, stage, bf16, page.image, page.waldo_boxes))
-        photo_stretched.setdefault(kind, []).append(scored(net, stage, bf16, stretched(page.image), page.waldo_boxes))
+        plain.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), page.image, page.waldo_boxes))
+        photo_stretched.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), stretched(page.image), page.waldo_boxes))
 
     options = {
         "first stage alone": (plain, lambda p: p["first"], SPOTS),
