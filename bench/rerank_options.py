@@ -36,8 +36,9 @@ def stretched(image: np.ndarray) -> np.ndarray:
     return np.clip((image - low) / np.maximum(high - low, 1) * 255, 0, 255).astype(np.uint8)
 
 
-def scored(net, stage, bf16: bool, scales: tuple, image: np.ndarray, boxes: np.ndarray) -> dict:
-    """The first stage's best spots on a page, whether each hits, and each one's first- and second-stage scores."""
+def scored(net, stage, bf16: bool, scales: tuple, image: np.ndarray, boxes: np.ndarray, variants: bool = True) -> dict:
+    """The first stage's best spots on a page, whether each hits, and each one's first- and second-stage scores
+    (with `variants`, also over mirrored, narrower and wider windows)."""
     log_odds = log_odds_at_scales(net, image, scales, bf16=bf16)
     spots = find_spots(log_odds, count=SPOTS)
 
@@ -45,9 +46,11 @@ def scored(net, stage, bf16: bool, scales: tuple, image: np.ndarray, boxes: np.n
         windows = np.stack([cut_window(image, s.x, s.y, round(window_side(s.box) * scale), WINDOW) for s in spots])
         return stage.net(np.ascontiguousarray(windows[..., ::-1]) if mirror else windows)
 
-    return {"hit": np.array([distance_to_boxes(s.x, s.y, boxes) == 0 for s in spots]),
-            "first": np.array([log_odds[s.y, s.x] for s in spots]), "second": second(),
-            "mirror": second(mirror=True), "narrow": second(0.8), "wide": second(1.25)}
+    found = {"hit": np.array([distance_to_boxes(s.x, s.y, boxes) == 0 for s in spots]),
+             "first": np.array([log_odds[s.y, s.x] for s in spots]), "second": second()}
+    if variants:
+        found.update(mirror=second(mirror=True), narrow=second(0.8), wide=second(1.25))
+    return found
 
 
 def found(pages: list[dict], score, k: int = 5) -> int:
@@ -72,7 +75,7 @@ def main():
     for page in pages:
         kind = "photos" if page.name.startswith("webcam") else "scans"
         plain.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), page.image, page.waldo_boxes))
-        photo_stretched.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), stretched(page.image), page.waldo_boxes))
+        photo_stretched.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), stretched(page.image), page.waldo_boxes, variants=False))
 
     options = {
         "first stage alone": (plain, lambda p: p["first"], SPOTS),

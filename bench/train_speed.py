@@ -74,17 +74,16 @@ def main():
         net = net.to(memory_format=torch.channels_last)
     weights = torch.tensor([1.0, 20.0])
 
-    bare_net = copy.deepcopy(net)
     bf16 = args.precision == "bf16-mixed"
-    bare_loop(bare_net, batches[: args.warmup], weights, args.channels_last, bf16)
-    start = time.perf_counter()
-    bare_loop(bare_net, batches[args.warmup :], weights, args.channels_last, bf16)
-    bare = args.steps * args.batch_size / (time.perf_counter() - start)
-    tutorial_net = copy.deepcopy(net)
-    bare_loop(tutorial_net, batches[: args.warmup], weights, args.channels_last, bf16, "layer_by_layer")
-    start = time.perf_counter()
-    bare_loop(tutorial_net, batches[args.warmup :], weights, args.channels_last, bf16, "layer_by_layer")
-    tutorial_order = args.steps * args.batch_size / (time.perf_counter() - start)
+
+    def bare_crops_per_second(graph: str) -> float:
+        copy_of_net = copy.deepcopy(net)
+        bare_loop(copy_of_net, batches[: args.warmup], weights, args.channels_last, bf16, graph)
+        start = time.perf_counter()
+        bare_loop(copy_of_net, batches[args.warmup :], weights, args.channels_last, bf16, graph)
+        return args.steps * args.batch_size / (time.perf_counter() - start)
+
+    bare, tutorial_order = bare_crops_per_second("forward"), bare_crops_per_second("layer_by_layer")
 
     module = WaldoSegmenter(net, optimizer=torch.optim.Adam, scheduler=None, class_weights=[1.0, 20.0],
                             preview_every_n_epochs=0, channels_last=args.channels_last)

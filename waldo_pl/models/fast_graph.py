@@ -29,7 +29,6 @@ class FastTutorialNet(TutorialNet):
         self.down1, self.down2, self.down3, self.down4 = net.down1, net.down2, net.down3, net.down4
         self.up3, self.up2, self.up1 = upsampling_conv(net.up3), upsampling_conv(net.up2), upsampling_conv(net.up1)
         head = net.head
-        self.head = self.head.to(head.weight.device)
         with torch.no_grad():
             self.head.weight.copy_(head.weight[1:2] - head.weight[0:1])
             self.head.bias.copy_(head.bias[1:2] - head.bias[0:1])
