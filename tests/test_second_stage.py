@@ -20,6 +20,7 @@ from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.rerank import SecondStage, load_second_stage, rerank
+from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import read_checkpoint
 
 WALDO = (100, 60, 120, 86)
@@ -86,9 +87,34 @@ def test_rerank_answers_the_spot_the_second_stage_prefers_with_its_calibrated_co
     score = float(Redness()(torch.from_numpy(cut_window(page, 110, 72, window_side(spots[2].box), 64))[None]))
     assert ranked[0].confidence == pytest.approx(1 / (1 + np.exp(-(0.5 * score - 1.0))), rel=1e-4)
     assert ranked[0].as_dict()["first_stage_confidence"] == 0.9
-    # it looks at its `candidates` best spots only: Waldo third is out of reach of a two-spot stage
+    # it answers among its `candidates` best spots only: Waldo third is out of reach of a two-spot stage, and
+    # follows them, with his own confidence, in the first stage's order
     ranked = rerank(dataclasses.replace(stage, candidates=2), page, spots)
-    assert len(ranked) == 2 and (110, 72) not in {(s.x, s.y) for s in ranked}
+    assert [(s.x, s.y) for s in ranked][2] == (110, 72) and ranked[2].confidence > max(s.confidence for s in ranked[:2])
+    assert {(s.x, s.y) for s in ranked[:2]} == {(30, 150), (200, 30)}
+
+
+class Brightness(torch.nn.Module):
+    """A stand-in first stage: Waldo's logit is how bright a pixel is."""
+
+    def forward(self, x):
+        return torch.cat([torch.zeros_like(x[:, :1]), 20 * (x.mean(1, keepdim=True) - 0.5)], dim=1)
+
+
+def test_a_search_with_a_second_stage_gives_as_many_spots_as_asked_the_answer_among_its_candidates():
+    centres = [(40, 40), (160, 40), (280, 40), (40, 200), (160, 200)]
+    page = np.full((256, 320, 3), 60, np.uint8)
+    for i, (x, y) in enumerate(centres):
+        page[y - 8 : y + 8, x - 8 : x + 8] = 250 - 10 * i  # bright squares, in the first stage's order
+    page[200 - 8 : 200 + 8, 160 - 8 : 160 + 8, 1:] = 20  # the dimmest of them red: the second stage's favourite
+    square = lambda s: next(i for i, (x, y) in enumerate(centres) if abs(s.x - x) <= 8 and abs(s.y - y) <= 8)
+    stage = SecondStage(Redness(), candidates=2, platt=(1.0, 0.0), calibration="test")
+    settings = SearchSettings(scales=(1.0,), candidates=4, max_whole_pixels=10**6)
+    spots = search(Brightness(), page, settings, stage)[1]
+    assert len(spots) == 5 and {square(s) for s in spots[:2]} == {0, 1} and [square(s) for s in spots[2:]] == [2, 3, 4]
+    assert all(s.first_stage is not None for s in spots)
+    # the red square answers once the stage looks at all five
+    assert square(search(Brightness(), page, settings, dataclasses.replace(stage, candidates=5))[1][0]) == 4
 
 
 def test_platt_scaling_makes_confidence_match_the_share_right():

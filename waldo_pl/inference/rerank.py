@@ -43,11 +43,13 @@ def spot_scores(net, page: np.ndarray, spots: list[Spot], bf16: bool = False) ->
 
 
 def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool = False) -> list[Spot]:
-    """The first `stage.candidates` spots ordered by the second stage, with calibrated confidences."""
-    spots = spots[: stage.candidates]
+    """The spots with the second stage's calibrated confidences: the first `stage.candidates` ordered by it (the
+    answer is among them), any further spots after them in the first stage's order."""
+    if not spots:
+        return []
     scores = spot_scores(stage.net, page, spots, bf16)
     confidence = calibrated(scores, stage.platt)
-    order = np.argsort(-scores, kind="stable")
+    order = [*np.argsort(-scores[: stage.candidates], kind="stable"), *range(stage.candidates, len(spots))]
     return [dataclasses.replace(spots[i], confidence=float(confidence[i]), first_stage=spots[i].confidence) for i in order]
 
 
