@@ -1,6 +1,7 @@
 """The OpenVINO backend: the same log-odds and answers as PyTorch, converted once per set of weights."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,25 @@ def test_a_checkpoint_overwritten_in_place_is_converted_again(trained_checkpoint
     reference = predict(img=str(pages), ckpt=str(ckpt), output_dir=str(tmp_path / "torch"), backend="torch", precision="32")
     assert len(list(openvino_backend.cache_folder().glob("model-*"))) == 2
     assert [[(s.x, s.y) for s in a.spots] for a in now] == [[(s.x, s.y) for s in a.spots] for a in reference]
+
+
+def test_the_cache_keeps_the_most_recently_used_conversions(trained_checkpoint, tmp_path):
+    page = tmp_path / "p.png"
+    Image.fromarray(draw_page(112, 144, [(30, 40, 46, 60)], seed=3)).save(page)
+    old = []
+    for i in range(openvino_backend.KEPT_MODELS + 1):  # earlier conversions, the first the longest unused
+        entry = openvino_backend.cache_folder() / f"model-old{i}"
+        entry.mkdir(parents=True)
+        (entry / "model.json").write_text("{}")
+        os.utime(entry, (1000 + i, 1000 + i))
+        old.append(entry)
+    predict(img=str(page), ckpt=str(trained_checkpoint), output_dir=str(tmp_path / "a"), backend="openvino")
+    entries = set(openvino_backend.cache_folder().glob("model-*"))
+    (new,) = entries - set(old)
+    assert len(entries) == openvino_backend.KEPT_MODELS and not old[0].exists() and not old[1].exists() and old[2].exists()
+    os.utime(new, (500, 500))
+    predict(img=str(page), ckpt=str(trained_checkpoint), output_dir=str(tmp_path / "b"), backend="openvino")
+    assert new.stat().st_mtime > 1000 + len(old)  # loading it from the cache counts as a use
 
 
 def test_an_unwritable_cache_is_one_line_naming_the_setting(trained_checkpoint, tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 PyTorch within bf16 rounding, several times faster there (bench/predict_speed.py).
 
 A checkpoint is converted once, both stages, into a cache folder ($WALDO_PL_CACHE, else ~/.cache/waldo_pl)
-under the hash of the file's bytes; later runs load that and never import PyTorch. The first stage takes the
+under the hash of the file's bytes; later runs load that and never import PyTorch. The cache keeps the
+KEPT_MODELS most recently used conversions. The first stage takes the
 page as it is read (uint8, height x width x 3) and is compiled for each page size it meets, which runs faster
 than one compiled for any size.
 """
@@ -24,6 +25,7 @@ from waldo_pl.inference.rerank import SecondStage, SpotNetwork
 
 FORMAT = 1          # what a cache entry holds (the graph, its input): bump it when they change, so files are converted again
 COMPILED_SIZES = 4  # page sizes kept compiled at once (a folder of pages of many sizes)
+KEPT_MODELS = 8     # converted checkpoints the cache keeps, the most recently used
 
 
 def available() -> bool:
@@ -136,6 +138,12 @@ def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | 
     folder = cache_folder() / f"model-{key}"
     if key is None or not (folder / "model.json").is_file():
         _convert_checkpoint(path, setting, folder)
+        _prune(keep=folder)
+    else:
+        try:
+            os.utime(folder)  # used now: the last to be pruned
+        except OSError:
+            pass
     saved = json.loads((folder / "model.json").read_text())
     net = OpenVINONetwork(_core().read_model(folder / "first.xml"), bf16)
     stage = saved["second_stage"]
@@ -143,6 +151,19 @@ def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | 
         return net, None
     scorer = OpenVINOSpotNetwork(_core().read_model(folder / "second.xml"), bf16)
     return net, SecondStage(scorer, stage["candidates"], tuple(stage["platt"]), stage["calibration"])
+
+
+def _prune(keep: Path) -> None:
+    """Remove all but the KEPT_MODELS most recently used conversions, `keep` among them."""
+    def used(entry: Path) -> float:
+        try:
+            return entry.stat().st_mtime
+        except OSError:  # removed meanwhile by another process
+            return 0.0
+
+    others = sorted((e for e in cache_folder().glob("model-*") if e != keep), key=used, reverse=True)
+    for entry in others[KEPT_MODELS - 1 :]:
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def _convert_checkpoint(path, setting: str | None, folder: Path) -> None:
