@@ -1,7 +1,7 @@
 """Cross-validate the second stage over pages a fixed first stage never saw.
 
     python bench/second_stage_cv.py --model waldo_pl/weights/waldo.pt --test ../shared/data/waldo-dm ../shared/data/waldo-photos \
-        --train ../shared/data/waldo [--folds 5 --seed 0 --steps 1000 --candidates 3 5 10]
+        --train ../shared/data/waldo [--folds 5 --seed 0 --steps 1000 --candidates 3 5 10] [--side 64]
 
 The first stage's spots on every page (predict.py's scales, the 10 best) are mined once and kept in
 --cache. The `--test` pages are split into folds by scene (a photo's spread and its scan together, from
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from waldo_pl.calibration import fit_platt
+from waldo_pl.data import spot_stream, spot_windows
 from waldo_pl.data.formats import load_pages, read_groups
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.inference.device import load_for_search
@@ -56,9 +57,13 @@ def main():
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--photo-look", type=float, default=0.25)
     parser.add_argument("--width", type=int, default=16, help="channels of SpotNet's first layer")
+    parser.add_argument("--side", type=int, help="cut every window this many page px wide, instead of 3 times the spot's region")
     parser.add_argument("--candidates", type=int, nargs="+", default=[3, 5, 10])
     parser.add_argument("--out", type=Path, help="also write each held-out page's spots, hits and scores here (JSON)")
     args = parser.parse_args()
+    if args.side:  # one window side for every spot, in training (true Waldos, mined and random spots) and scoring
+        spot_windows.MIN_SIDE = spot_windows.MAX_SIDE = spot_windows.DEFAULT_SIDE = args.side
+        spot_stream.MIN_SIDE, spot_stream.MAX_SIDE = args.side, 2 * args.side
 
     pages = {(str(root), p.name): p for root in [*args.train, *args.test] for p in load_pages(root)}
     cache = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
