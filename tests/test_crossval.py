@@ -94,6 +94,17 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     with pytest.raises(UserError, match="needs a, b, pages, hits"):  # another JSON given as the calibration: nothing written
         export(ckpt, tmp_path / "other.pt", calibration={"a": 1.0, "b": "zero"})
     assert not (tmp_path / "other.pt").exists()
+    # that calibration on other answers (log-odds 8, right on 3 of 4): an out-of-sample reliability table
+    fake_run(tmp_path / "others" / "0", 0, 0, [True, True, True, False])
+    others = json.loads((tmp_path / "others" / "0" / "metrics.json").read_text())
+    for page in others["pages"]:
+        page["log_odds"], page["confidence"] = 8.0, 0.9997
+    (tmp_path / "others" / "0" / "metrics.json").write_text(json.dumps(others))
+    table = fold_table(tmp_path / "others", calibrated_by=tmp_path / "calibration.json")
+    calibrated_part = table.split("fitted on other answers")[1]  # 99.97% said, about 50% once calibrated
+    assert "| 0% to 50% | 4 | 3 | 75% |" in calibrated_part and "99% to 100%" not in calibrated_part
+    with pytest.raises(UserError, match="--calibrated-by .*needs a and b"):
+        fold_table(tmp_path / "others", calibrated_by=tmp_path / "others" / "0" / "metrics.json")
     with pytest.raises(UserError, match="every held-out answer is right"):
         fake_run(tmp_path / "all_right" / "0", 0, 0, [True, True])
         fold_table(tmp_path / "all_right", calibrate=tmp_path / "c2.json")

@@ -31,7 +31,7 @@ from waldo_pl.inference.search import SearchSettings, search
 
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
-               second_stage: bool = True, calibrate: Path | None = None) -> str:
+               second_stage: bool = True, calibrate: Path | None = None, calibrated_by: Path | None = None) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -58,6 +58,8 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
     if calibrate is not None:
         lines += ["", write_calibration(calibrate, pooled, folder)]
+    if calibrated_by is not None:
+        lines += ["", apply_calibration(calibrated_by, pooled, folder)]
     return "\n".join(lines)
 
 
@@ -73,6 +75,22 @@ def write_calibration(path: Path, pages: list[dict], folder: Path) -> str:
     calibrated_pages = [{**p, "confidence": float(calibrated([p["log_odds"]], (a, b))[0])} for p in pages]
     return "\n".join([f"Platt scaling fitted on these {len(pages)} answers (a={a:.3f}, b={b:.3f}), written to {path}; "
                       "on the same answers (in-sample) it gives:", "", reliability_table(calibrated_pages)])
+
+
+def apply_calibration(path: Path, pages: list[dict], folder: Path) -> str:
+    """The reliability table of the held-out answers calibrated by a Platt scaling fitted on other runs' answers
+    (written by --calibrate): whether that calibration holds on pages it was not fitted on."""
+    try:
+        fitted = json.loads(path.read_text())
+        platt = (float(fitted["a"]), float(fitted["b"]))
+    except (OSError, ValueError, TypeError, KeyError):
+        raise UserError(f"--calibrated-by {path}: not a readable file written by waldo-crossval --calibrate (needs a and b)") from None
+    if any("log_odds" not in p for p in pages):
+        raise UserError(f"{folder}: these runs' records hold no log-odds; search them again with --scales 1 1.25")
+    scores = [p["log_odds"] for p in pages]
+    calibrated_pages = [{**p, "confidence": float(c)} for p, c in zip(pages, calibrated(scores, platt))]
+    return "\n".join([f"Calibrated by {path} (a={platt[0]:.3f}, b={platt[1]:.3f}, fitted on other answers), these "
+                      f"{len(pages)} answers give:", "", reliability_table(calibrated_pages)])
 
 
 def hit_rates(pages: list[dict], bold: bool = False) -> str:
@@ -148,12 +166,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flip", action="store_true", help="search the held-out pages again, mirrored as well")
     parser.add_argument("--data", type=Path, help="the labelled pages, if not at the runs' data.root")
     parser.add_argument("--first-stage-only", action="store_true", help="search the held-out pages again without the second stage")
-    parser.add_argument("--calibrate", type=Path, metavar="OUT.json",
-                        help="fit Platt scaling of the confidence on the held-out answers, for waldo-export --calibration")
+    calibration = parser.add_mutually_exclusive_group()
+    calibration.add_argument("--calibrate", type=Path, metavar="OUT.json",
+                             help="fit Platt scaling of the confidence on the held-out answers, for waldo-export --calibration")
+    calibration.add_argument("--calibrated-by", type=Path, metavar="CALIBRATION.json",
+                             help="the held-out answers' reliability table under a calibration fitted on other runs (--calibrate's file)")
     args = parser.parse_args(argv)
     if args.scales and min(args.scales) <= 0:
         raise UserError(f"--scales {args.scales}: every scale must be positive")
-    print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate))
+    print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate,
+                     args.calibrated_by))
 
 
 if __name__ == "__main__":
