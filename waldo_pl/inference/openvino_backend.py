@@ -3,9 +3,8 @@ PyTorch within bf16 rounding, several times faster there (bench/predict_speed.py
 
 A checkpoint is converted once, both stages, into a cache folder ($WALDO_PL_CACHE, else ~/.cache/waldo_pl)
 under the hash of the file's bytes; later runs load that and never import PyTorch. The cache keeps the
-KEPT_MODELS most recently used conversions. The first stage takes the
-page as it is read (uint8, height x width x 3) and is compiled for each page size it meets, which runs faster
-than one compiled for any size.
+KEPT_MODELS most recently used conversions. The first stage takes the page as it is read (uint8, height x
+width x 3) and is compiled for each page size it meets, which runs faster than one compiled for any size.
 """
 
 from __future__ import annotations
