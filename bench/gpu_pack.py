@@ -8,7 +8,7 @@ tree of at most 64 MiB, into .gpu_pack/ (git-ignored), in two parts, since the t
     python bench/gpu_pack.py
     then, on the machine, each part copied there in turn:
     bash bench/gpu_crossval.sh part1
-    bash bench/gpu_crossval.sh part2
+    bash bench/gpu_crossval.sh part2    # about 9 minutes: RUN_LIMIT (540 s) for the trainings, then the tables
 
 The files are copied as they are, byte for byte.
 """
