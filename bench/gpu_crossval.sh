@@ -10,6 +10,7 @@
 set -euo pipefail
 KEEP=${WALDO_GPU_DATA:-/root/waldo_gpu}
 part=${1:?part1 or part2}
+SWEEPS=${SWEEPS:-photo_folds:0,1,2,3,4,5 both_folds:0,1,2,3,4}
 mkdir -p "$KEEP"
 cp -r ".gpu_pack/$part/." "$KEEP/"
 if [ "$part" = part1 ]; then
@@ -25,7 +26,7 @@ OUT=${OUT:?set OUT to the folder for the fold tables}
 runs=outputs/gpu_crossval
 mkdir -p "$runs/logs"
 pids=()
-for sweep in ${SWEEPS:-photo_folds:0,1,2,3,4,5 both_folds:0,1,2,3,4}; do
+for sweep in $SWEEPS; do
     for fold in $(echo "${sweep#*:}" | tr , ' '); do
         for seed in ${SEEDS:-0}; do
             name="${sweep%%:*}/seed${seed}_fold${fold}"
@@ -42,7 +43,7 @@ started=$SECONDS
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
 echo "${#pids[@]} trainings in $((SECONDS - started)) s, $failed failed or cut at RUN_LIMIT"
-for sweep in ${SWEEPS:-photo_folds:0,1,2,3,4,5 both_folds:0,1,2,3,4}; do
+for sweep in $SWEEPS; do
     folder="$runs/${sweep%%:*}"
     python3 -m waldo_pl.crossval "$folder" > "$OUT/${sweep%%:*}.md" 2>&1 || true
     if [ -n "${FIRST_STAGE_ONLY:-}" ]; then
