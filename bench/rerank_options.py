@@ -1,14 +1,17 @@
 """Test-time options of the two-stage search, tried on the pages a model was not trained on, with no training:
 
-- the photo stretched to its 1st..99th percentile per channel (contrast and white balance) before the search;
+- the photo stretched to its 1st..99th percentile per channel (contrast and white balance) before the search
+  (both stages, or the first alone);
 - the second stage's score averaged over the window and its mirror image, or over windows cut 0.8 and 1.25
   times as wide;
 - the answer ranked by the second stage's log-odds + lambda x the first stage's;
 - the second stage re-ranking the first stage's best 3, 5 or 10 spots.
 
     python bench/rerank_options.py [--model waldo_pl/weights/waldo.pt] [--record waldo_pl/weights/waldo.json] [--scales 1 1.25]
+    python bench/rerank_options.py --runs outputs/photo_folds/fold0 outputs/photo_folds/fold1 ...
 
-The held-out pages are the record's `training.data.val_pages` (the bundled model's 19). Prints the pages found
+The held-out pages are the record's `training.data.val_pages` (the bundled model's 19), or with `--runs` each
+run's own (its metrics.json), searched by its last checkpoint, pooled over the runs. Prints the pages found
 per collection for each option.
 """
 
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from waldo_pl.crossval import run_config
 from waldo_pl.data.formats import load_collections
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
@@ -64,18 +68,27 @@ def main():
     parser.add_argument("--record", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.json")
     parser.add_argument("--scales", type=float, nargs="+", default=list(OmegaConf.load(REPO / "conf" / "predict.yaml").scales),
                         help="the scales searched (predict.py's default scales)")
+    parser.add_argument("--runs", type=Path, nargs="+", help="run folders of a cross-validation, in place of --model and --record")
+    parser.add_argument("--keep", type=Path, help="write every held-out spot's scores here (JSON), to try other rankings on")
     args = parser.parse_args()
-    training = json.loads(args.record.read_text())["training"]
-    held_out = set(training["data"]["val_pages"])
-    pages = [p for p in load_collections(training["data"]["root"]) if p.name in held_out]
-    net, stage, bf16 = load_for_search(args.model, setting=None)
-    if stage is None:
-        raise SystemExit(f"{args.model}: has no second stage")
-    plain, photo_stretched = {}, {}
-    for page in pages:
-        kind = "photos" if page.name.startswith("webcam") else "scans"
-        plain.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), page.image, page.waldo_boxes))
-        photo_stretched.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), stretched(page.image), page.waldo_boxes, variants=False))
+    if args.runs:
+        models = [(run / "checkpoints" / "last.ckpt", list(run_config(run).data.root),
+                   {p["page"] for p in json.loads((run / "metrics.json").read_text())["pages"]}) for run in args.runs]
+    else:
+        training = json.loads(args.record.read_text())["training"]
+        models = [(args.model, training["data"]["root"], set(training["data"]["val_pages"]))]
+    plain, photo_stretched, collections = {}, {}, {}
+    for model, root, held_out in models:
+        net, stage, bf16 = load_for_search(model, setting=None)
+        if stage is None:
+            raise SystemExit(f"{model}: has no second stage")
+        if tuple(root) not in collections:
+            collections[tuple(root)] = load_collections(root)
+        for page in (p for p in collections[tuple(root)] if p.name in held_out):
+            kind = "photos" if page.name.startswith("webcam") else "scans"
+            plain.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), page.image, page.waldo_boxes))
+            photo_stretched.setdefault(kind, []).append(
+                scored(net, stage, bf16, tuple(args.scales), stretched(page.image), page.waldo_boxes, variants=False))
 
     options = {
         "first stage alone": (plain, lambda p: p["first"], SPOTS),
@@ -83,11 +96,16 @@ def main():
         "re-ranking 3": (plain, lambda p: p["second"], 3),
         "re-ranking 10": (plain, lambda p: p["second"], 10),
         "pages stretched to percentiles 1..99": (photo_stretched, lambda p: p["second"], 5),
+        "pages stretched, first stage alone": (photo_stretched, lambda p: p["first"], SPOTS),
         "second stage averaged with its mirror": (plain, lambda p: p["second"] + p["mirror"], 5),
         "second stage averaged over windows x0.8, x1, x1.25": (plain, lambda p: p["second"] + p["narrow"] + p["wide"], 5),
         **{f"second + {lam} x first stage's log-odds": (plain, lambda p, lam=lam: p["second"] + lam * p["first"], 5)
-           for lam in (0.1, 0.25, 0.5, 1.0)},
+           for lam in (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)},
     }
+    if args.keep:
+        args.keep.write_text(json.dumps({name: {kind: [{key: value.tolist() for key, value in page.items()} for page in pages]
+                                                for kind, pages in rows.items()}
+                                         for name, rows in (("plain", plain), ("stretched", photo_stretched))}))
     kinds = sorted(plain)
     print("| option | " + " | ".join(f"{kind} ({len(plain[kind])})" for kind in kinds) + " | all |")
     print("| --- |" + " --- |" * (len(kinds) + 1))
