@@ -5,10 +5,12 @@
 - the second stage's score averaged over the window and its mirror image, or over windows cut 0.8 and 1.25
   times as wide;
 - the answer ranked by the second stage's log-odds + lambda x the first stage's;
+- the first stage's answer kept unless the second stage's log-odds for another spot are higher by a margin;
 - the second stage re-ranking the first stage's best 3, 5 or 10 spots.
 
     python bench/rerank_options.py [--model waldo_pl/weights/waldo.pt] [--record waldo_pl/weights/waldo.json] [--scales 1 1.25]
-    python bench/rerank_options.py --runs outputs/photo_folds/fold0 outputs/photo_folds/fold1 ...
+    python bench/rerank_options.py --runs outputs/photo_folds/fold0 outputs/photo_folds/fold1 ... [--keep scores.json]
+    python bench/rerank_options.py --scores scores.json [more.json ...]   # the kept scores ranked again, pooled
 
 The held-out pages are the record's `training.data.val_pages` (the bundled model's 19), or with `--runs` each
 run's own (its metrics.json), searched by its last checkpoint, pooled over the runs. Prints the pages found
@@ -62,15 +64,8 @@ def found(pages: list[dict], score, k: int = 5) -> int:
     return sum(bool(p["hit"][:k][int(np.argmax(score(p)[:k]))]) for p in pages)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.pt")
-    parser.add_argument("--record", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.json")
-    parser.add_argument("--scales", type=float, nargs="+", default=list(OmegaConf.load(REPO / "conf" / "predict.yaml").scales),
-                        help="the scales searched (predict.py's default scales)")
-    parser.add_argument("--runs", type=Path, nargs="+", help="run folders of a cross-validation, in place of --model and --record")
-    parser.add_argument("--keep", type=Path, help="write every held-out spot's scores here (JSON), to try other rankings on")
-    args = parser.parse_args()
+def searched(args) -> tuple[dict, dict]:
+    """Each held-out page's spots scored as they are and on the page stretched, per kind of page."""
     if args.runs:
         models = [(run / "checkpoints" / "last.ckpt", list(run_config(run).data.root),
                    {p["page"] for p in json.loads((run / "metrics.json").read_text())["pages"]}) for run in args.runs]
@@ -89,6 +84,32 @@ def main():
             plain.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), page.image, page.waldo_boxes))
             photo_stretched.setdefault(kind, []).append(
                 scored(net, stage, bf16, tuple(args.scales), stretched(page.image), page.waldo_boxes, variants=False))
+    return plain, photo_stretched
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.pt")
+    parser.add_argument("--record", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.json")
+    parser.add_argument("--scales", type=float, nargs="+", default=list(OmegaConf.load(REPO / "conf" / "predict.yaml").scales),
+                        help="the scales searched (predict.py's default scales)")
+    parser.add_argument("--runs", type=Path, nargs="+", help="run folders of a cross-validation, in place of --model and --record")
+    parser.add_argument("--keep", type=Path, help="write every held-out spot's scores here (JSON), to try other rankings on")
+    parser.add_argument("--scores", type=Path, nargs="+", help="--keep files to pool and rank again, in place of searching")
+    args = parser.parse_args()
+    if args.scores:
+        plain, photo_stretched = {}, {}
+        for path in args.scores:
+            kept = json.loads(path.read_text())
+            for rows, name in ((plain, "plain"), (photo_stretched, "stretched")):
+                for kind, pages in kept[name].items():
+                    rows.setdefault(kind, []).extend({key: np.array(value) for key, value in page.items()} for page in pages)
+    else:
+        plain, photo_stretched = searched(args)
+    if args.keep:
+        args.keep.write_text(json.dumps({name: {kind: [{key: value.tolist() for key, value in page.items()} for page in pages]
+                                                for kind, pages in rows.items()}
+                                         for name, rows in (("plain", plain), ("stretched", photo_stretched))}))
 
     options = {
         "first stage alone": (plain, lambda p: p["first"], SPOTS),
@@ -101,11 +122,9 @@ def main():
         "second stage averaged over windows x0.8, x1, x1.25": (plain, lambda p: p["second"] + p["narrow"] + p["wide"], 5),
         **{f"second + {lam} x first stage's log-odds": (plain, lambda p, lam=lam: p["second"] + lam * p["first"], 5)
            for lam in (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)},
+        **{f"the first stage's answer unless the second is surer of another by {margin}": (
+            plain, lambda p, margin=margin: p["second"] + margin * (np.arange(len(p["second"])) == 0), 5) for margin in (1, 2, 3)},
     }
-    if args.keep:
-        args.keep.write_text(json.dumps({name: {kind: [{key: value.tolist() for key, value in page.items()} for page in pages]
-                                                for kind, pages in rows.items()}
-                                         for name, rows in (("plain", plain), ("stretched", photo_stretched))}))
     kinds = sorted(plain)
     print("| option | " + " | ".join(f"{kind} ({len(plain[kind])})" for kind in kinds) + " | all |")
     print("| --- |" + " --- |" * (len(kinds) + 1))
