@@ -19,14 +19,14 @@ from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.answer import Spot
-from waldo_pl.inference.rerank import SecondStage, load_second_stage, rerank
+from waldo_pl.inference.rerank import SecondStage, SpotNetwork, load_second_stage, rerank
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import read_checkpoint
 
 WALDO = (100, 60, 120, 86)
 REPO = Path(__file__).resolve().parents[1]
 SECOND_STAGE = ["second_stage=default", "second_stage.steps=3", "second_stage.batch_size=4", "second_stage.candidates=3",
-                "second_stage.width=4", "second_stage.scales=[1.0]"]
+                "second_stage.mined=4", "second_stage.width=4", "second_stage.scales=[1.0]"]
 
 
 def spot(x, y, box=None, confidence=0.9):
@@ -148,7 +148,7 @@ def test_training_adds_the_second_stage_to_its_checkpoints(two_stage_run):
         stage = load_second_stage(read_checkpoint(path), str(path))
         assert stage is not None and stage.candidates == 3
     record = torch.load(checkpoints[0], weights_only=True)["second_stage"]["record"]
-    assert record["pages"] == 1 and record["steps"] == 3
+    assert record["pages"] == 1 and record["steps"] == 3 and record["mined"] == 4
     metrics = json.loads((two_stage_run / "run" / "metrics.json").read_text())
     assert [p["page"] for p in metrics["pages"]] == ["p1.png"]
 
@@ -177,6 +177,35 @@ def test_export_keeps_the_second_stage(two_stage_run, tmp_path):
     stage = load_second_stage(read_checkpoint(out), str(out))
     assert stage is not None and stage.candidates == 3
     assert json.loads(out.with_suffix(".json").read_text())["second_stage"]["candidates"] == 3
+    fewer = export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "fewer.pt", candidates=2)
+    assert load_second_stage(read_checkpoint(fewer), str(fewer)).candidates == 2
+    with pytest.raises(UserError, match="--candidates 0: must be 1 or more"):
+        export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "none.pt", candidates=0)
+    assert not (tmp_path / "none.pt").exists()
+
+
+class LastFirst(SpotNetwork):
+    """A stand-in second stage that prefers the first stage's lowest-ranked spot."""
+
+    def __call__(self, windows):
+        return np.arange(len(windows), dtype=np.float32)
+
+
+def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_as_asked(two_stage_run, monkeypatch):
+    from waldo_pl import crossval
+
+    real = crossval.load_for_search
+    monkeypatch.setattr(crossval, "load_for_search", lambda *args: (lambda net, stage, bf16: (
+        net, stage and dataclasses.replace(stage, net=LastFirst()), bf16))(*real(*args)))
+    run = two_stage_run / "run"
+    record, cfg = json.loads((run / "metrics.json").read_text()), crossval.run_config(run)
+    answer = lambda **kw: {k: v for k, v in crossval.rescored_pages(run, record, cfg, [1.0], False, None, {}, **kw)[0].items()
+                           if k in ("x", "y")}
+    assert answer(candidates=1) == answer(second_stage=False)  # one spot: the first stage's answer stands
+    assert answer(candidates=2) != answer(second_stage=False)  # two: its second spot
+    assert answer() == answer(candidates=3)  # as it trained
+    bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--candidates", "0"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --candidates 0: must be 1 or more"), bad.stderr
 
 
 def test_waldo_second_stage_retrains_it_for_a_finished_run(two_stage_run, tmp_path):

@@ -13,6 +13,7 @@ measured through the same folds without training again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,7 +32,8 @@ from waldo_pl.inference.search import SearchSettings, search
 
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
-               second_stage: bool = True, calibrate: Path | None = None, calibrated_by: Path | None = None) -> str:
+               second_stage: bool = True, calibrate: Path | None = None, calibrated_by: Path | None = None,
+               candidates: int | None = None) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -41,8 +43,8 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
     for path in runs:
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
-        rescore = scales is not None or flip or not second_stage
-        pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage)
+        rescore = scales is not None or flip or not second_stage or candidates is not None
+        pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage, candidates)
                  if rescore else record["pages"])
         fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
@@ -116,9 +118,9 @@ def fold_and_seed(cfg: DictConfig | None) -> tuple[str, str]:
 
 
 def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list[float], flip: bool,
-                   data_root: Path | None, pages_at: dict, second_stage: bool = True) -> list[dict]:
+                   data_root: Path | None, pages_at: dict, second_stage: bool = True, candidates: int | None = None) -> list[dict]:
     """The run's held-out pages searched again by its last checkpoint at `scales` (and mirrored, with `flip`),
-    re-ranked by its second stage unless `second_stage` is off."""
+    re-ranked by its second stage unless `second_stage` is off (its best `candidates` spots, else as it trained)."""
     ckpt = run / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise UserError(f"{ckpt}: missing; --scales and --flip need each run's last checkpoint")
@@ -135,6 +137,8 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
     # the PyTorch graph, as validation searched the pages (the GPU when there is one, as predict.py); the second
     # stage where the run trained one
     net, stage, bf16 = load_for_search(ckpt, "auto", "auto", "torch", None, second_stage)
+    if stage is not None and candidates is not None:
+        stage = dataclasses.replace(stage, candidates=candidates)
     settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=bf16)
     results = []
     if roots not in pages_at:
@@ -165,7 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", type=float, nargs="+", help="search the held-out pages again at these scales")
     parser.add_argument("--flip", action="store_true", help="search the held-out pages again, mirrored as well")
     parser.add_argument("--data", type=Path, help="the labelled pages, if not at the runs' data.root")
-    parser.add_argument("--first-stage-only", action="store_true", help="search the held-out pages again without the second stage")
+    stages = parser.add_mutually_exclusive_group()
+    stages.add_argument("--first-stage-only", action="store_true", help="search the held-out pages again without the second stage")
+    stages.add_argument("--candidates", type=int, help="search the held-out pages again, the second stage re-ranking this many spots")
     calibration = parser.add_mutually_exclusive_group()
     calibration.add_argument("--calibrate", type=Path, metavar="OUT.json",
                              help="fit Platt scaling of the confidence on the held-out answers, for waldo-export --calibration")
@@ -174,8 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.scales and min(args.scales) <= 0:
         raise UserError(f"--scales {args.scales}: every scale must be positive")
+    if args.candidates is not None and args.candidates < 1:
+        raise UserError(f"--candidates {args.candidates}: must be 1 or more")
     print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate,
-                     args.calibrated_by))
+                     args.calibrated_by, args.candidates))
 
 
 if __name__ == "__main__":

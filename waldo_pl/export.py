@@ -2,6 +2,7 @@
 and a record of how it was made (also written beside it as .json).
 
     waldo-export outputs/long/<run>/checkpoints/last.ckpt waldo_pl/weights/waldo.pt [--record notes.json]
+        [--calibration calibration.json] [--candidates N]
 
 predict.py reads such a file through ckpt= like a checkpoint; the package bundles one as its default model.
 """
@@ -23,9 +24,12 @@ def half(weights: dict) -> dict:
     return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
 
 
-def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict | None = None) -> Path:
+def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict | None = None,
+           candidates: int | None = None) -> Path:
     """A small model file from a train.py checkpoint; `calibration` (from waldo-crossval --calibrate) maps the
-    second stage's score to a calibrated confidence."""
+    second stage's score to a calibrated confidence; `candidates` sets how many spots the second stage re-ranks."""
+    if candidates is not None and candidates < 1:
+        raise UserError(f"--candidates {candidates}: must be 1 or more")
     if calibration is not None and not all(isinstance(calibration.get(k), (int, float)) for k in ("a", "b", "pages", "hits")):
         raise UserError("--calibration: not a file written by waldo-crossval --calibrate (needs a, b, pages, hits)")
     checkpoint = read_checkpoint(ckpt, setting=None)
@@ -48,11 +52,14 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
             stage["platt"] = [a * a0, a * b0 + b]
             stage["calibration"] = (f"Platt scaling of the second stage's score, fitted on {calibration['pages']} held-out answers "
                                     f"({calibration['hits']} right) of the runs in {calibration['runs']}")
+        if candidates is not None:
+            stage["candidates"] = candidates
         small["second_stage"] = stage
         small["record"]["second_stage"] = {"candidates": stage["candidates"], "platt": stage["platt"],
                                            "calibration": stage["calibration"], "training": stage.get("record")}
-    elif calibration is not None:
-        raise UserError(f"{ckpt}: has no second stage, whose score --calibration maps; train one (second_stage=default or waldo-second-stage)")
+    elif calibration is not None or candidates is not None:
+        option = "--calibration" if calibration is not None else "--candidates"
+        raise UserError(f"{ckpt}: has no second stage, which {option} is for; train one (second_stage=default or waldo-second-stage)")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(out, lambda f: torch.save(small, f))
     # the same record, for people
@@ -67,10 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--record", type=Path, help="a JSON file of facts to keep with the weights (data, figures)")
     parser.add_argument("--calibration", type=Path, help="the JSON written by waldo-crossval --calibrate")
+    parser.add_argument("--candidates", type=int, help="the first stage's best spots the second stage re-ranks (default: as trained)")
     args = parser.parse_args(argv)
     record = read_record(args.record) if args.record else None
     calibration = read_record(args.calibration, "--calibration") if args.calibration else None
-    print(export(args.ckpt, args.out, record, calibration))
+    print(export(args.ckpt, args.out, record, calibration, args.candidates))
 
 
 def read_record(path: Path, option: str = "--record") -> dict:

@@ -35,6 +35,14 @@ log = logging.getLogger(__name__)
 UNCALIBRATED = (1.0, 0.0)
 
 
+def check_settings(settings) -> None:
+    """Refuse a count the second stage cannot use before the first stage trains, not an hour later."""
+    for key in ("candidates", "mined", "steps", "batch_size"):
+        value = settings.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserError(f"second_stage.{key}={value}: must be a whole number, 1 or more")
+
+
 def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
     """The first stage's best spots on each page, as {x, y, confidence, box}, best first; `net` as search takes it."""
     return [[s.as_dict() for s in search(net, page.image, settings)[1]] for page in pages]
@@ -54,17 +62,18 @@ def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], ste
 
 
 def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 5,
-                       scales: Sequence[float] = (1.0, 1.25), bf16: bool = False, **fit) -> dict:
-    """Mine, fit, and add the second stage to each checkpoint file (written whole); returns its record."""
+                       mined: int = 9, scales: Sequence[float] = (1.0, 1.25), bf16: bool = False, **fit) -> dict:
+    """Mine the first stage's best `mined` spots on each page, fit, and add the second stage (re-ranking
+    `candidates` spots) to each checkpoint file (written whole); returns its record."""
     started = time.perf_counter()
-    settings = SearchSettings(scales=tuple(scales), candidates=2 * candidates - 1, bf16=bf16)
+    settings = SearchSettings(scales=tuple(scales), candidates=mined - 1, bf16=bf16)
     # the search's own network: OpenVINO on a CPU where it is installed (about 3x faster), else the exact fast graph
     device = next(first_net.parameters()).device
     spots = mine_spots(search_network(first_net.eval(), device, bf16, "auto"), pages, settings)
-    mined = time.perf_counter()
+    fitting = time.perf_counter()
     net = fit_second_stage(pages, spots, **fit)
-    record = {"candidates": candidates, "pages": len(pages), "mine_seconds": round(mined - started, 1),
-              "fit_seconds": round(time.perf_counter() - mined, 1), **{k: v for k, v in fit.items() if k != "accelerator"}}
+    record = {"candidates": candidates, "mined": mined, "pages": len(pages), "mine_seconds": round(fitting - started, 1),
+              "fit_seconds": round(time.perf_counter() - fitting, 1), **{k: v for k, v in fit.items() if k != "accelerator"}}
     entry = second_stage_entry(net, candidates, UNCALIBRATED, "none: the second stage's own probability", {
         "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)})
     entry["record"] = record
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(settings) - set(defaults)
     if unknown:
         raise UserError(f"{', '.join(sorted(unknown))}: not a second-stage setting; use {', '.join(defaults)}")
+    check_settings(settings)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")

@@ -22,7 +22,7 @@ from waldo_pl.errors import UserError
 from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.rerank import load_second_stage
 from waldo_pl.models.checkpoint import read_checkpoint
-from waldo_pl.second_stage import train_second_stage
+from waldo_pl.second_stage import check_settings, train_second_stage
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ def instantiate_group(group: DictConfig | None) -> list:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the model on the data the config names; returns the last logged metrics."""
     check_accelerator(cfg.trainer.accelerator)
+    if cfg.get("second_stage"):
+        check_settings(cfg.second_stage)
     if cfg.ckpt_path is not None:
         read_checkpoint(cfg.ckpt_path, "ckpt_path")  # refused as data before Lightning unpickles it
     L.seed_everything(cfg.seed, workers=True, verbose=False)
