@@ -61,7 +61,7 @@ def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], ste
     return module.net.eval()
 
 
-def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 5,
+def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 3,
                        mined: int = 9, scales: Sequence[float] = (1.0, 1.25), bf16: bool = False, **fit) -> dict:
     """Mine the first stage's best `mined` spots on each page, fit, and add the second stage (re-ranking
     `candidates` spots) to each checkpoint file (written whole); returns its record."""
