@@ -113,8 +113,8 @@ def main():
 
     options = {
         "first stage alone": (plain, lambda p: p["first"], SPOTS),
-        "predict.py's defaults (re-ranking 5)": (plain, lambda p: p["second"], 5),
-        "re-ranking 3": (plain, lambda p: p["second"], 3),
+        "re-ranking 5": (plain, lambda p: p["second"], 5),
+        "re-ranking 3 (predict.py's default)": (plain, lambda p: p["second"], 3),
         "re-ranking 10": (plain, lambda p: p["second"], 10),
         "pages stretched to percentiles 1..99": (photo_stretched, lambda p: p["second"], 5),
         "pages stretched, first stage alone": (photo_stretched, lambda p: p["first"], SPOTS),
