@@ -85,6 +85,23 @@ def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints:
     return record
 
 
+def run_settings(cfg, overrides: Sequence[str] = ()) -> dict:
+    """A train.py run's second-stage settings (its config's, else conf/second_stage's) with `overrides`
+    ("key=value") on top, checked."""
+    defaults = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
+    try:
+        settings = OmegaConf.merge(defaults, cfg.get("second_stage") or {}, OmegaConf.from_dotlist(list(overrides)))
+        look = {"data": {"photo_look": cfg.data.get("photo_look", 0.0)}}
+        settings = OmegaConf.to_container(OmegaConf.merge(look, {"s": settings}), resolve=True)["s"]
+    except OmegaConfBaseException as err:
+        raise UserError(f"second-stage settings {list(overrides)}: {err}".splitlines()[0]) from None
+    unknown = set(settings) - set(defaults)
+    if unknown:
+        raise UserError(f"{', '.join(sorted(unknown))}: not a second-stage setting; use {', '.join(defaults)}")
+    check_settings(settings)
+    return settings
+
+
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     """waldo-second-stage RUN: train the second stage for a finished train.py run (its first stage's last
@@ -100,17 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     checkpoints = sorted((args.run / "checkpoints").glob("*.ckpt"))
     if not checkpoints:
         raise UserError(f"{args.run / 'checkpoints'}: no checkpoint; give the folder of a finished train.py run")
-    defaults = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
-    try:
-        settings = OmegaConf.merge(defaults, cfg.get("second_stage") or {}, OmegaConf.from_dotlist(args.overrides))
-        look = {"data": {"photo_look": cfg.data.get("photo_look", 0.0)}}
-        settings = OmegaConf.to_container(OmegaConf.merge(look, {"s": settings}), resolve=True)["s"]
-    except OmegaConfBaseException as err:
-        raise UserError(f"second-stage settings {args.overrides}: {err}".splitlines()[0]) from None
-    unknown = set(settings) - set(defaults)
-    if unknown:
-        raise UserError(f"{', '.join(sorted(unknown))}: not a second-stage setting; use {', '.join(defaults)}")
-    check_settings(settings)
+    settings = run_settings(cfg, args.overrides)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")

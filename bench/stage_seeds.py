@@ -1,0 +1,126 @@
+"""Train the second stage of finished cross-validation runs again, at other seeds and mined counts, leaving each
+first stage as it is: a second-stage setting's effect told apart from the noise of retraining the stage.
+
+    python bench/stage_seeds.py --runs outputs/photo_folds/* [--mined 9 15] [--seeds 1 2] [--out rows.json] [--candidates 3]
+    python bench/stage_seeds.py --rows rows.json [more.json ...] [--candidates 5]   # kept rows summarised again
+
+For each run, its first stage's best spots on its training pages are mined once (at the most `--mined`, kept in
+the run's folder as mined_spots.json; the first N of them are what mining N gives, the search being greedy), and its
+held-out pages are searched once (predict.py's scales, the first stage's 5 best spots). Then for each seed
+and mined count a second stage is fitted with the run's own settings (`waldo-second-stage`'s) and re-ranks the held-out
+spots. The run's stored stage re-ranks them too, as a check against `waldo-crossval --candidates`. Prints the pages
+found per kind of page (photos: the pages named webcam_*) for each setting, per fold and in all.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from waldo_pl.crossval import run_config
+from waldo_pl.data.page import distance_to_boxes
+from waldo_pl.inference.device import load_for_search, search_network
+from waldo_pl.inference.rerank import spot_scores
+from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.models.checkpoint import network_from, read_checkpoint
+from waldo_pl.cli import CONF_DIR
+from waldo_pl.second_stage import fit_second_stage, mine_spots, run_settings
+
+SPOTS = 5  # the first stage's spots kept for each held-out page
+CANDIDATES = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml").candidates
+
+
+def found(pages: list[dict], k: int) -> dict:
+    """Per kind of page, whether the best of the first k spots by the second stage's score hits Waldo."""
+    out = {}
+    for p in pages:
+        out.setdefault(p["kind"], []).append(p["hit"][int(np.argmax(p["score"][:k]))])
+    return out
+
+
+def kind(page) -> str:
+    return "photos" if page.name.startswith("webcam") else "scans"
+
+
+def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple) -> list[dict]:
+    """One row per setting (stored stage, then each seed x mined): which held-out pages it found."""
+    cfg = run_config(run)
+    settings = run_settings(cfg)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    ckpt = run / "checkpoints" / "last.ckpt"
+    bf16 = "bf16" in str(cfg.trainer.get("precision"))
+    cache = run / "mined_spots.json"
+    kept = json.loads(cache.read_text()) if cache.is_file() else {}
+    if kept.get("mined", 0) < max(mined):
+        first = network_from(read_checkpoint(ckpt, None), str(ckpt)).eval()
+        started = time.perf_counter()
+        spots = mine_spots(search_network(first, next(first.parameters()).device, bf16, "auto"),
+                           datamodule.train_pages, SearchSettings(scales=scales, candidates=max(mined) - 1, bf16=bf16))
+        kept = {"mined": max(mined), "spots": spots}
+        cache.write_text(json.dumps(kept))
+        print(f"{run}: mined {len(spots)} pages in {time.perf_counter() - started:.0f} s", flush=True)
+    # the held-out pages as waldo-crossval searches them: the PyTorch graph, the first stage's SPOTS best spots
+    net, stage, bf16 = load_for_search(ckpt, "auto", "auto", "torch", None)
+    held = []
+    for page in datamodule.val_pages:
+        _, spots = search(net, page.image, SearchSettings(scales=scales, candidates=SPOTS - 1, bf16=bf16))
+        held.append((page, spots, [int(distance_to_boxes(s.x, s.y, page.waldo_boxes) == 0) for s in spots]))
+
+    def row(name: str, stage_net) -> dict:
+        pages = [{"page": page.name, "kind": kind(page), "hit": hits,
+                  "score": spot_scores(stage_net, page.image, spots, bf16).tolist()} for page, spots, hits in held]
+        return {"run": str(run), "setting": name, "pages": pages}
+
+    rows = [row("stored stage", stage.net)]
+    fit = {key: settings[key] for key in ("steps", "batch_size", "lr", "photo_look", "width")}
+    for seed in seeds:
+        for count in mined:
+            started = time.perf_counter()
+            stage_net = fit_second_stage(datamodule.train_pages, [s[:count] for s in kept["spots"]], seed=seed, **fit)
+            rows.append(row(f"mined {count}, seed {seed}", stage_net))
+            print(f"{run}: mined {count}, seed {seed}: {found(rows[-1]['pages'], CANDIDATES)} ({time.perf_counter() - started:.0f} s)",
+                  flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="train.py run folders of a cross-validation")
+    parser.add_argument("--mined", type=int, nargs="+", default=[9, 15])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.25])
+    parser.add_argument("--candidates", type=int, default=CANDIDATES, help="spots re-ranked (conf/second_stage's)")
+    parser.add_argument("--out", type=Path, help="write every row here (JSON), run by run")
+    parser.add_argument("--rows", type=Path, nargs="+", help="--out files to summarise again, in place of training")
+    args = parser.parse_args()
+    if args.rows:
+        return summary([r for path in args.rows for r in json.loads(path.read_text())], args.candidates)
+    rows = []
+    for run in args.runs:
+        rows += fold_rows(run, args.mined, args.seeds, tuple(args.scales))
+        if args.out:
+            args.out.write_text(json.dumps(rows))
+    summary(rows, args.candidates)
+
+
+def summary(rows: list[dict], k: int) -> None:
+    """The pages found re-ranking k spots, per setting: per fold and in all, per kind of page."""
+    kinds = sorted({p["kind"] for r in rows for p in r["pages"]})
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    print(f"\nre-ranking {k}; per fold ({', '.join(Path(r).name for r in runs)}), then in all\n")
+    print("| setting | per fold | " + " | ".join(kinds) + " | all |\n| --- | --- |" + " --- |" * (len(kinds) + 1))
+    for name in dict.fromkeys(r["setting"] for r in rows):
+        mine = [r for r in rows if r["setting"] == name]
+        folds = " ".join(str(sum(sum(v) for v in found(r["pages"], k).values())) for r in mine)
+        counts = [[n for r in mine for n in found(r["pages"], k).get(kind, [])] for kind in kinds]
+        print(f"| {name} | {folds} | " + " | ".join(f"{sum(c)}/{len(c)}" for c in counts)
+              + f" | {sum(map(sum, counts))}/{sum(map(len, counts))} |")
+
+
+if __name__ == "__main__":
+    main()
