@@ -9,11 +9,13 @@ the run's folder as mined_spots.json; the first N of them are what mining N give
 held-out pages are searched once (predict.py's scales, the first stage's 5 best spots). Then for each seed
 and mined count a second stage is fitted with the run's own settings (`waldo-second-stage`'s) and re-ranks the held-out
 spots. The run's stored stage re-ranks them too, as a check against `waldo-crossval --candidates`. Prints the pages
-found per kind of page (photos: the pages named webcam_*) for each setting, per fold and in all.
+found per kind of page (photos: the pages named webcam_*) for each setting, per fold and in all, and for each mined
+count fitted at several seeds, what their mean log-odds find (what `second_stage.members` answers).
 """
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -90,7 +92,7 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple) -> l
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="train.py run folders of a cross-validation")
+    parser.add_argument("--runs", type=Path, nargs="+", help="train.py run folders of a cross-validation")
     parser.add_argument("--mined", type=int, nargs="+", default=[9, 15])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.25])
@@ -100,6 +102,8 @@ def main():
     args = parser.parse_args()
     if args.rows:
         return summary([r for path in args.rows for r in json.loads(path.read_text())], args.candidates)
+    if not args.runs:
+        parser.error("give --runs (or --rows)")
     rows = []
     for run in args.runs:
         rows += fold_rows(run, args.mined, args.seeds, tuple(args.scales))
@@ -108,8 +112,30 @@ def main():
     summary(rows, args.candidates)
 
 
+def with_ensembles(rows: list[dict]) -> list[dict]:
+    """The rows, and for each mined count fitted at several seeds on every run, their mean score as one more
+    setting (what members=N answers)."""
+    fitted = {}
+    for r in rows:
+        match = re.fullmatch(r"mined (\d+), seed (\d+)", r["setting"])
+        if match:
+            fitted.setdefault(int(match[1]), {}).setdefault(int(match[2]), {})[r["run"]] = r
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    for count, seeds in fitted.items():
+        seeds = {seed: by_run for seed, by_run in seeds.items() if all(run in by_run for run in runs)}
+        if len(seeds) < 2:
+            continue
+        name = f"mined {count}, mean of seeds {', '.join(map(str, sorted(seeds)))}"
+        for run in runs:
+            members = [seeds[seed][run]["pages"] for seed in sorted(seeds)]
+            pages = [{**same[0], "score": np.mean([p["score"] for p in same], axis=0).tolist()} for same in zip(*members)]
+            rows.append({"run": run, "setting": name, "pages": pages})
+    return rows
+
+
 def summary(rows: list[dict], k: int) -> None:
     """The pages found re-ranking k spots, per setting: per fold and in all, per kind of page."""
+    rows = with_ensembles(list(rows))
     kinds = sorted({p["kind"] for r in rows for p in r["pages"]})
     runs = list(dict.fromkeys(r["run"] for r in rows))
     print(f"\nre-ranking {k}; per fold ({', '.join(Path(r).name for r in runs)}), then in all\n")
