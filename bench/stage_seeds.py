@@ -3,6 +3,8 @@ first stage as it is: a second-stage setting's effect told apart from the noise 
 
     python bench/stage_seeds.py --runs outputs/photo_folds/* [--mined 9 15] [--seeds 1 2] [--out rows.json] [--candidates 3]
     python bench/stage_seeds.py --rows rows.json [more.json ...] [--candidates 5]   # kept rows summarised again
+    python bench/stage_seeds.py --rows rows.json --setting "mined 15, seed 0" [--folds fold4 fold5] \
+        --calibrate calibration.json | --calibrated-by calibration.json   # a setting's held-out confidence
 
 For each run, its first stage's best spots on its training pages are mined once (at the most `--mined`, kept in
 the run's folder as mined_spots.json; the first N of them are what mining N gives, the search being greedy), and its
@@ -23,7 +25,7 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from waldo_pl.crossval import run_config
+from waldo_pl.crossval import apply_calibration, run_config, write_calibration
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.inference.device import load_for_search, search_network
 from waldo_pl.inference.rerank import spot_scores
@@ -99,9 +101,26 @@ def main():
     parser.add_argument("--candidates", type=int, default=CANDIDATES, help="spots re-ranked (conf/second_stage's)")
     parser.add_argument("--out", type=Path, help="write every row here (JSON), run by run")
     parser.add_argument("--rows", type=Path, nargs="+", help="--out files to summarise again, in place of training")
+    parser.add_argument("--folds", nargs="+", help="with --rows: only these runs (their folder names)")
+    parser.add_argument("--setting", help="with --rows: the setting whose held-out answers --calibrate fits or --calibrated-by checks")
+    parser.add_argument("--calibrate", type=Path, metavar="OUT.json", help="Platt scaling fitted on them, for waldo-export --calibration")
+    parser.add_argument("--calibrated-by", type=Path, metavar="CALIBRATION.json", help="their reliability under another fit")
     args = parser.parse_args()
     if args.rows:
-        return summary([r for path in args.rows for r in json.loads(path.read_text())], args.candidates)
+        rows = with_ensembles([r for path in args.rows for r in json.loads(path.read_text())])
+        if args.folds:
+            rows = [r for r in rows if Path(r["run"]).name in args.folds]
+        if args.setting:  # the chosen setting's held-out answers: their confidence calibrated here or by other answers
+            answers = [{"log_odds": max(p["score"][: args.candidates]), "hit": p["hit"][int(np.argmax(p["score"][: args.candidates]))]}
+                       for r in rows if r["setting"] == args.setting for p in r["pages"]]
+            if not answers:
+                parser.error(f"--setting {args.setting!r}: not among {sorted({r['setting'] for r in rows})}")
+            where = Path(f"{args.setting} through {', '.join(sorted({Path(r['run']).name for r in rows}))}")
+            if args.calibrate:
+                print(write_calibration(args.calibrate, answers, where))
+            if args.calibrated_by:
+                print(apply_calibration(args.calibrated_by, answers, where))
+        return summary(rows, args.candidates)
     if not args.runs:
         parser.error("give --runs (or --rows)")
     rows = []
