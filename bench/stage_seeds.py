@@ -12,7 +12,7 @@ held-out pages are searched once (predict.py's scales, the first stage's 5 best 
 and mined count a second stage is fitted with the run's own settings (`waldo-second-stage`'s) and re-ranks the held-out
 spots. The run's stored stage re-ranks them too, as a check against `waldo-crossval --candidates`. Prints the pages
 found per kind of page (photos: the pages named webcam_*) for each setting, per fold and in all, and for each mined
-count fitted at several seeds, what their mean log-odds find (what `second_stage.members` answers).
+count fitted at several seeds, what their mean log-odds find (an ensemble of those stages).
 """
 
 import argparse
@@ -128,12 +128,12 @@ def main():
         rows += fold_rows(run, args.mined, args.seeds, tuple(args.scales))
         if args.out:
             args.out.write_text(json.dumps(rows))
-    summary(rows, args.candidates)
+    summary(with_ensembles(rows), args.candidates)
 
 
 def with_ensembles(rows: list[dict]) -> list[dict]:
     """The rows, and for each mined count fitted at several seeds on every run, their mean score as one more
-    setting (what members=N answers)."""
+    setting (what an ensemble of those stages answers)."""
     fitted = {}
     for r in rows:
         match = re.fullmatch(r"mined (\d+), seed (\d+)", r["setting"])
@@ -154,7 +154,6 @@ def with_ensembles(rows: list[dict]) -> list[dict]:
 
 def summary(rows: list[dict], k: int) -> None:
     """The pages found re-ranking k spots, per setting: per fold and in all, per kind of page."""
-    rows = with_ensembles(list(rows))
     kinds = sorted({p["kind"] for r in rows for p in r["pages"]})
     runs = list(dict.fromkeys(r["run"] for r in rows))
     print(f"\nre-ranking {k}; per fold ({', '.join(Path(r).name for r in runs)}), then in all\n")
