@@ -225,38 +225,6 @@ def test_waldo_second_stage_retrains_it_for_a_finished_run(two_stage_run, tmp_pa
     assert missing.returncode == 2 and "no readable .hydra/config.yaml" in missing.stderr
 
 
-def test_a_second_stage_of_several_members_answers_with_their_mean_log_odds(two_stage_run, tmp_path, monkeypatch):
-    import shutil
-
-    from waldo_pl.inference.predict import predict
-    from waldo_pl.models.spot_net import SpotEnsemble
-
-    run = tmp_path / "run"
-    shutil.copytree(two_stage_run / "run", run)
-    settings = [s.removeprefix("second_stage.") for s in SECOND_STAGE[1:]]
-    result = subprocess.run([sys.executable, "-m", "waldo_pl.second_stage", str(run), *settings, "members=2"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ckpt = run / "checkpoints" / "last.ckpt"
-    stage = load_second_stage(read_checkpoint(ckpt), str(ckpt))
-    assert isinstance(stage.net, SpotEnsemble) and len(stage.net.members) == 2
-    assert torch.load(ckpt, weights_only=True)["second_stage"]["record"]["members"] == 2
-    windows = torch.rand(6, 3, 64, 64)
-    with torch.no_grad():
-        first, second = (member(windows) for member in stage.net.members)
-        assert not torch.allclose(first, second)  # fitted from other seeds
-        assert torch.allclose(stage.net(windows), (first + second) / 2, atol=1e-6)
-    # it runs wherever the second stage runs: OpenVINO, where installed, answers as PyTorch does
-    monkeypatch.setenv("WALDO_PL_CACHE", str(tmp_path / "cache"))
-    page = two_stage_run / "images" / "p0.png"
-    backends = ("torch", "openvino") if openvino_backend.available() else ("torch",)
-    answers = [predict(str(page), str(ckpt), str(tmp_path / b), backend=b, precision="32", candidates=2, scales=[1.0])[0].spots
-               for b in backends]
-    assert all(s.first_stage is not None for s in answers[0])
-    assert [(s.x, s.y) for s in answers[0]] == [(s.x, s.y) for s in answers[-1]]
-    assert [s.confidence for s in answers[0]] == pytest.approx([s.confidence for s in answers[-1]], abs=1e-4)
-
-
 @pytest.mark.skipif(not openvino_backend.available(), reason="OpenVINO is not installed (pip install -e '.[openvino]')")
 def test_openvino_runs_both_stages_as_pytorch_does(two_stage_run, tmp_path, monkeypatch):
     from waldo_pl.inference.predict import predict

@@ -27,7 +27,7 @@ from waldo_pl.inference.device import search_network
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_entry
 from waldo_pl.models.spot_module import SpotClassifier
-from waldo_pl.models.spot_net import SpotEnsemble, SpotNet
+from waldo_pl.models.spot_net import SpotNet
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,10 @@ UNCALIBRATED = (1.0, 0.0)
 
 def check_settings(settings) -> None:
     """Refuse a count the second stage cannot use before the first stage trains, not an hour later."""
-    for key in ("candidates", "mined", "steps", "batch_size", "members"):
+    for key in ("candidates", "mined", "steps", "batch_size"):
         value = settings.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UserError(f"second_stage.{key}={value}: must be a whole number, 1 or more")
-    if (settings.get("members") or 1) > SpotEnsemble.MAX_MEMBERS:
-        raise UserError(f"second_stage.members={settings.get('members')}: must be 1 to {SpotEnsemble.MAX_MEMBERS}")
 
 
 def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
@@ -63,32 +61,21 @@ def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], ste
     return module.net.eval()
 
 
-def fit_members(pages: Sequence[Page], spots: Sequence[Sequence[dict]], members: int = 1, seed: int = 0, width: int = 16,
-                **fit) -> tuple[nn.Module, dict]:
-    """One SpotNet (`members` 1) or a SpotEnsemble of `members` fitted from seeds seed, seed + 1, ...; and its spec."""
-    nets = [fit_second_stage(pages, spots, seed=seed + i, width=width, **fit) for i in range(members)]
-    if members == 1:
-        return nets[0], {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": width}
-    ensemble = SpotEnsemble(width, members)
-    for member, net in zip(ensemble.members, nets):
-        member.load_state_dict(net.state_dict())
-    return ensemble.eval(), {"_target_": "waldo_pl.models.spot_net.SpotEnsemble", "width": width, "members": members}
-
-
 def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 3,
                        mined: int = 9, scales: Sequence[float] = (1.0, 1.25), bf16: bool = False, **fit) -> dict:
-    """Mine the first stage's best `mined` spots on each page, fit (`members` nets from successive seeds), and add
-    the second stage (re-ranking `candidates` spots) to each checkpoint file (written whole); returns its record."""
+    """Mine the first stage's best `mined` spots on each page, fit, and add the second stage (re-ranking
+    `candidates` spots) to each checkpoint file (written whole); returns its record."""
     started = time.perf_counter()
     settings = SearchSettings(scales=tuple(scales), candidates=mined - 1, bf16=bf16)
     # the search's own network: OpenVINO on a CPU where it is installed (about 3x faster), else the exact fast graph
     device = next(first_net.parameters()).device
     spots = mine_spots(search_network(first_net.eval(), device, bf16, "auto"), pages, settings)
     fitting = time.perf_counter()
-    net, spec = fit_members(pages, spots, **fit)
+    net = fit_second_stage(pages, spots, **fit)
     record = {"candidates": candidates, "mined": mined, "pages": len(pages), "mine_seconds": round(fitting - started, 1),
               "fit_seconds": round(time.perf_counter() - fitting, 1), **{k: v for k, v in fit.items() if k != "accelerator"}}
-    entry = second_stage_entry(net, candidates, UNCALIBRATED, "none: the second stage's own probability", spec)
+    entry = second_stage_entry(net, candidates, UNCALIBRATED, "none: the second stage's own probability", {
+        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)})
     entry["record"] = record
     for path in checkpoints:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from waldo_pl.errors import UserError
-from waldo_pl.models.spot_net import SpotEnsemble, SpotNet
+from waldo_pl.models.spot_net import SpotNet
 from waldo_pl.models.tutorial_net import TutorialNet
 
 # `_target_` names a file may give for its network; files written before the rename say SeedNet.
@@ -25,8 +25,7 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "waldo_pl.models.seed_net.SeedNet": TutorialNet,
 }
 # The second stage's networks, for a file's `second_stage.net._target_`.
-SPOT_NETWORKS: dict[str, type[nn.Module]] = {"waldo_pl.models.spot_net.SpotNet": SpotNet,
-                                             "waldo_pl.models.spot_net.SpotEnsemble": SpotEnsemble}
+SPOT_NETWORKS: dict[str, type[nn.Module]] = {"waldo_pl.models.spot_net.SpotNet": SpotNet}
 PLAIN = (bool, int, float, str, type(None))
 
 

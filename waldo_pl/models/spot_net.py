@@ -25,19 +25,3 @@ class SpotNet(nn.Module):
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(windows)).squeeze(1)
-
-
-class SpotEnsemble(nn.Module):
-    """`members` SpotNets trained from other seeds, their log-odds averaged: the second stage's answer moves a
-    lot with the seed it trained from, and the average moves less."""
-
-    MAX_MEMBERS = 16
-
-    def __init__(self, width: int = 16, members: int = 3):
-        super().__init__()
-        if not 1 <= members <= self.MAX_MEMBERS:  # a file's count is data: never build a million nets
-            raise ValueError(f"members={members}: must be 1 to {self.MAX_MEMBERS}")
-        self.members = nn.ModuleList(SpotNet(width) for _ in range(members))
-
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return torch.stack([member(windows) for member in self.members]).mean(0)
