@@ -38,11 +38,19 @@ SPOTS = 5  # the first stage's spots kept for each held-out page
 CANDIDATES = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml").candidates
 
 
-def found(pages: list[dict], k: int) -> dict:
-    """Per kind of page, whether the best of the first k spots by the second stage's score hits Waldo."""
+def answer(page: dict, k: int, margin: float = 0.0) -> int:
+    """The spot answered among the first k: the best by the second stage's score, the first stage's best
+    spot given `margin` log-odds more (predict.py's second_stage.margin)."""
+    scores = np.array(page["score"][:k], dtype=np.float64)
+    scores[0] += margin
+    return int(np.argmax(scores))
+
+
+def found(pages: list[dict], k: int, margin: float = 0.0) -> dict:
+    """Per kind of page, whether the answer among the first k spots hits Waldo."""
     out = {}
     for p in pages:
-        out.setdefault(p["kind"], []).append(p["hit"][int(np.argmax(p["score"][:k]))])
+        out.setdefault(p["kind"], []).append(p["hit"][answer(p, k, margin)])
     return out
 
 
@@ -99,6 +107,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.25])
     parser.add_argument("--candidates", type=int, default=CANDIDATES, help="spots re-ranked (conf/second_stage's)")
+    parser.add_argument("--margin", type=float, default=0.0, help="log-odds given to the first stage's best spot (second_stage.margin)")
     parser.add_argument("--out", type=Path, help="write every row here (JSON), run by run")
     parser.add_argument("--rows", type=Path, nargs="+", help="--out files to summarise again, in place of training")
     parser.add_argument("--folds", nargs="+", help="with --rows: only these runs (their folder names)")
@@ -111,8 +120,8 @@ def main():
         if args.folds:
             rows = [r for r in rows if Path(r["run"]).name in args.folds]
         if args.setting:  # the chosen setting's held-out answers: their confidence calibrated here or by other answers
-            answers = [{"log_odds": max(p["score"][: args.candidates]), "hit": p["hit"][int(np.argmax(p["score"][: args.candidates]))]}
-                       for r in rows if r["setting"] == args.setting for p in r["pages"]]
+            chosen = [(p, answer(p, args.candidates, args.margin)) for r in rows if r["setting"] == args.setting for p in r["pages"]]
+            answers = [{"log_odds": p["score"][i], "hit": p["hit"][i]} for p, i in chosen]
             if not answers:
                 parser.error(f"--setting {args.setting!r}: not among {sorted({r['setting'] for r in rows})}")
             where = Path(f"{args.setting} through {', '.join(sorted({Path(r['run']).name for r in rows}))}")
@@ -120,7 +129,7 @@ def main():
                 print(write_calibration(args.calibrate, answers, where))
             if args.calibrated_by:
                 print(apply_calibration(args.calibrated_by, answers, where))
-        return summary(rows, args.candidates)
+        return summary(rows, args.candidates, args.margin)
     if not args.runs:
         parser.error("give --runs (or --rows)")
     rows = []
@@ -128,7 +137,7 @@ def main():
         rows += fold_rows(run, args.mined, args.seeds, tuple(args.scales))
         if args.out:
             args.out.write_text(json.dumps(rows))
-    summary(with_ensembles(rows), args.candidates)
+    summary(with_ensembles(rows), args.candidates, args.margin)
 
 
 def with_ensembles(rows: list[dict]) -> list[dict]:
@@ -152,16 +161,16 @@ def with_ensembles(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def summary(rows: list[dict], k: int) -> None:
-    """The pages found re-ranking k spots, per setting: per fold and in all, per kind of page."""
+def summary(rows: list[dict], k: int, margin: float = 0.0) -> None:
+    """The pages found re-ranking k spots (with `margin`), per setting: per fold and in all, per kind of page."""
     kinds = sorted({p["kind"] for r in rows for p in r["pages"]})
     runs = list(dict.fromkeys(r["run"] for r in rows))
-    print(f"\nre-ranking {k}; per fold ({', '.join(Path(r).name for r in runs)}), then in all\n")
+    print(f"\nre-ranking {k}, margin {margin:g}; per fold ({', '.join(Path(r).name for r in runs)}), then in all\n")
     print("| setting | per fold | " + " | ".join(kinds) + " | all |\n| --- | --- |" + " --- |" * (len(kinds) + 1))
     for name in dict.fromkeys(r["setting"] for r in rows):
         mine = [r for r in rows if r["setting"] == name]
-        folds = " ".join(str(sum(sum(v) for v in found(r["pages"], k).values())) for r in mine)
-        counts = [[n for r in mine for n in found(r["pages"], k).get(kind, [])] for kind in kinds]
+        folds = " ".join(str(sum(sum(v) for v in found(r["pages"], k, margin).values())) for r in mine)
+        counts = [[n for r in mine for n in found(r["pages"], k, margin).get(kind, [])] for kind in kinds]
         print(f"| {name} | {folds} | " + " | ".join(f"{sum(c)}/{len(c)}" for c in counts)
               + f" | {sum(map(sum, counts))}/{sum(map(len, counts))} |")
 
