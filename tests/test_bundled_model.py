@@ -53,6 +53,7 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
     stage = load_second_stage(read_checkpoint(path), str(path))
     second = OmegaConf.to_container(cfg.second_stage, resolve=True)
     assert stage.candidates == second["candidates"] and record["second_stage"]["training"]["steps"] == second["steps"]
+    assert stage.margin == second["margin"] and record["second_stage"]["margin"] == second["margin"]
     assert stage.platt != (1.0, 0.0) and "held-out" in stage.calibration
 
 

@@ -19,7 +19,7 @@ from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.answer import Spot
-from waldo_pl.inference.rerank import SecondStage, SpotNetwork, load_second_stage, rerank
+from waldo_pl.inference.rerank import SecondStage, SpotNetwork, check_margin, load_second_stage, rerank
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import read_checkpoint
 
@@ -94,6 +94,31 @@ def test_rerank_answers_the_spot_the_second_stage_prefers_with_its_calibrated_co
     assert {(s.x, s.y) for s in ranked[:2]} == {(30, 150), (200, 30)}
 
 
+class Scores(SpotNetwork):
+    """A stand-in second stage with set scores, one a spot in the first stage's order."""
+
+    def __init__(self, *scores):
+        self.scores = np.array(scores, dtype=np.float32)
+
+    def __call__(self, windows):
+        return self.scores[: len(windows)]
+
+
+def test_a_margin_keeps_the_first_stage_answer_unless_the_second_stage_is_surer_of_another_by_it():
+    page = draw_page(200, 240, [WALDO])
+    spots = [Spot(30, 150, 0.99, None), Spot(200, 30, 0.98, None), Spot(110, 72, 0.9, None)]
+    answer = lambda margin, *scores: (lambda s: (s.x, s.y))(rerank(SecondStage(Scores(*scores), 3, (1.0, 0.0), "test", margin),
+                                                                    page, spots)[0])
+    assert answer(0.0, 0.0, 1.0, 3.0) == (110, 72)  # no margin: the second stage's best
+    assert answer(4.0, 0.0, 1.0, 3.0) == (30, 150)  # surer of the third by 3 only: the first stage's answer stands
+    assert answer(4.0, 0.0, 1.0, 4.5) == (110, 72)  # by 4.5: it moves
+    ranked = rerank(SecondStage(Scores(0.0, 1.0, 3.0), 3, (1.0, 0.0), "test", 4.0), page, spots)
+    assert [(s.x, s.y) for s in ranked[1:]] == [(110, 72), (200, 30)]  # the rest in the second stage's order
+    assert ranked[0].confidence == pytest.approx(0.5)  # each spot's confidence is still its own score's
+    with pytest.raises(UserError, match="second_stage.margin=-1: must be a number of log-odds, 0 or more"):
+        check_margin("second_stage.margin=-1", -1)
+
+
 class Brightness(torch.nn.Module):
     """A stand-in first stage: Waldo's logit is how bright a pixel is."""
 
@@ -146,7 +171,7 @@ def test_training_adds_the_second_stage_to_its_checkpoints(two_stage_run):
     assert checkpoints
     for path in checkpoints:
         stage = load_second_stage(read_checkpoint(path), str(path))
-        assert stage is not None and stage.candidates == 3
+        assert stage is not None and stage.candidates == 3 and stage.margin == 4.0  # conf/second_stage's
     record = torch.load(checkpoints[0], weights_only=True)["second_stage"]["record"]
     assert record["pages"] == 1 and record["steps"] == 3 and record["mined"] == 4
     metrics = json.loads((two_stage_run / "run" / "metrics.json").read_text())
@@ -179,6 +204,12 @@ def test_export_keeps_the_second_stage(two_stage_run, tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["second_stage"]["candidates"] == 3
     fewer = export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "fewer.pt", candidates=2)
     assert load_second_stage(read_checkpoint(fewer), str(fewer)).candidates == 2
+    keen = export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "keen.pt", margin=0.5)
+    assert load_second_stage(read_checkpoint(keen), str(keen)).margin == 0.5
+    assert json.loads(keen.with_suffix(".json").read_text())["second_stage"]["margin"] == 0.5
+    with pytest.raises(UserError, match="--margin -1: must be a number of log-odds"):
+        export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "minus.pt", margin=-1)
+    assert not (tmp_path / "minus.pt").exists()
     with pytest.raises(UserError, match="--candidates 0: must be 1 or more"):
         export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "none.pt", candidates=0)
     assert not (tmp_path / "none.pt").exists()
@@ -202,10 +233,14 @@ def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_
     answer = lambda **kw: {k: v for k, v in crossval.rescored_pages(run, record, cfg, [1.0], False, None, {}, **kw)[0].items()
                            if k in ("x", "y")}
     assert answer(candidates=1) == answer(second_stage=False)  # one spot: the first stage's answer stands
-    assert answer(candidates=2) != answer(second_stage=False)  # two: its second spot
+    assert answer(candidates=2, margin=0) != answer(second_stage=False)  # two, no margin: its second spot
     assert answer() == answer(candidates=3)  # as it trained
+    # the stand-in is surer of the third spot than of the first by 2 log-odds: a margin of 2.5 keeps the first
+    assert answer(margin=2.5) == answer(second_stage=False) != answer(margin=1.5) == answer(candidates=3, margin=0)
     bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--candidates", "0"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --candidates 0: must be 1 or more"), bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "-1"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --margin -1.0: must be a number of log-odds"), bad.stderr
 
 
 def test_waldo_second_stage_retrains_it_for_a_finished_run(two_stage_run, tmp_path):
@@ -234,6 +269,7 @@ def test_openvino_runs_both_stages_as_pytorch_does(two_stage_run, tmp_path, monk
     page = two_stage_run / "images" / "p0.png"
     answers = {backend: predict(str(page), str(ckpt), str(tmp_path / backend), backend=backend, precision="32", candidates=2,
                                 scales=[1.0])[0] for backend in ("torch", "openvino")}
+    assert openvino_backend.load_checkpoint(ckpt, False)[1].margin == 4.0  # the margin goes through its cache too
     torch_spots, openvino_spots = answers["torch"].spots, answers["openvino"].spots
     assert [(s.x, s.y) for s in torch_spots] == [(s.x, s.y) for s in openvino_spots] and len(torch_spots) == 3
     for ours, theirs in zip(torch_spots, openvino_spots):

@@ -179,6 +179,7 @@ def test_ddp_on_two_cpu_processes_gives_each_rank_its_own_crops(page_folder, tmp
         (["callbacks.page_validation.threshold=80"], "threshold=80: must be a probability"),
         (["second_stage.candidates=0"], "second_stage.candidates=0: must be a whole number, 1 or more"),
         (["second_stage.mined=2.5"], "second_stage.mined=2.5: must be a whole number"),
+        (["second_stage.margin=-1"], "second_stage.margin=-1: must be a number of log-odds, 0 or more"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(page_folder, tmp_path, args, message):

@@ -28,12 +28,13 @@ from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.device import load_for_search
+from waldo_pl.inference.rerank import check_margin
 from waldo_pl.inference.search import SearchSettings, search
 
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
                second_stage: bool = True, calibrate: Path | None = None, calibrated_by: Path | None = None,
-               candidates: int | None = None) -> str:
+               candidates: int | None = None, margin: float | None = None) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -43,8 +44,8 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
     for path in runs:
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
-        rescore = scales is not None or flip or not second_stage or candidates is not None
-        pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage, candidates)
+        rescore = scales is not None or flip or not second_stage or candidates is not None or margin is not None
+        pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage, candidates, margin)
                  if rescore else record["pages"])
         fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
@@ -118,9 +119,11 @@ def fold_and_seed(cfg: DictConfig | None) -> tuple[str, str]:
 
 
 def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list[float], flip: bool,
-                   data_root: Path | None, pages_at: dict, second_stage: bool = True, candidates: int | None = None) -> list[dict]:
+                   data_root: Path | None, pages_at: dict, second_stage: bool = True, candidates: int | None = None,
+                   margin: float | None = None) -> list[dict]:
     """The run's held-out pages searched again by its last checkpoint at `scales` (and mirrored, with `flip`),
-    re-ranked by its second stage unless `second_stage` is off (its best `candidates` spots, else as it trained)."""
+    re-ranked by its second stage unless `second_stage` is off (its best `candidates` spots with `margin`, else as it
+    trained)."""
     ckpt = run / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise UserError(f"{ckpt}: missing; --scales and --flip need each run's last checkpoint")
@@ -139,6 +142,8 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
     net, stage, bf16 = load_for_search(ckpt, "auto", "auto", "torch", None, second_stage)
     if stage is not None and candidates is not None:
         stage = dataclasses.replace(stage, candidates=candidates)
+    if stage is not None and margin is not None:
+        stage = dataclasses.replace(stage, margin=margin)
     settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=bf16)
     results = []
     if roots not in pages_at:
@@ -172,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     stages = parser.add_mutually_exclusive_group()
     stages.add_argument("--first-stage-only", action="store_true", help="search the held-out pages again without the second stage")
     stages.add_argument("--candidates", type=int, help="search the held-out pages again, the second stage re-ranking this many spots")
+    parser.add_argument("--margin", type=float, help="search the held-out pages again, the second stage moving the answer off the "
+                                                     "first stage's best spot only when surer of another by this many log-odds")
     calibration = parser.add_mutually_exclusive_group()
     calibration.add_argument("--calibrate", type=Path, metavar="OUT.json",
                              help="fit Platt scaling of the confidence on the held-out answers, for waldo-export --calibration")
@@ -182,8 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"--scales {args.scales}: every scale must be positive")
     if args.candidates is not None and args.candidates < 1:
         raise UserError(f"--candidates {args.candidates}: must be 1 or more")
+    check_margin(f"--margin {args.margin}", args.margin)
     print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate,
-                     args.calibrated_by, args.candidates))
+                     args.calibrated_by, args.candidates, args.margin))
 
 
 if __name__ == "__main__":

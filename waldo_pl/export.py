@@ -2,7 +2,7 @@
 and a record of how it was made (also written beside it as .json).
 
     waldo-export outputs/long/<run>/checkpoints/last.ckpt waldo_pl/weights/waldo.pt [--record notes.json]
-        [--calibration calibration.json] [--candidates N]
+        [--calibration calibration.json] [--candidates N] [--margin M]
 
 predict.py reads such a file through ckpt= like a checkpoint; the package bundles one as its default model.
 """
@@ -17,6 +17,7 @@ import torch
 
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically, write_text_atomically
+from waldo_pl.inference.rerank import check_margin
 from waldo_pl.models.checkpoint import network_from, network_spec, read_checkpoint, second_stage_from
 
 
@@ -25,11 +26,13 @@ def half(weights: dict) -> dict:
 
 
 def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict | None = None,
-           candidates: int | None = None) -> Path:
+           candidates: int | None = None, margin: float | None = None) -> Path:
     """A small model file from a train.py checkpoint; `calibration` (from waldo-crossval --calibrate) maps the
-    second stage's score to a calibrated confidence; `candidates` sets how many spots the second stage re-ranks."""
+    second stage's score to a calibrated confidence; `candidates` sets how many spots the second stage re-ranks,
+    `margin` the log-odds by which it must prefer another spot to the first stage's best."""
     if candidates is not None and candidates < 1:
         raise UserError(f"--candidates {candidates}: must be 1 or more")
+    check_margin(f"--margin {margin}", margin)
     if calibration is not None and not all(isinstance(calibration.get(k), (int, float)) for k in ("a", "b", "pages", "hits")):
         raise UserError("--calibration: not a file written by waldo-crossval --calibrate (needs a, b, pages, hits)")
     checkpoint = read_checkpoint(ckpt, setting=None)
@@ -54,11 +57,13 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
                                     f"({calibration['hits']} right) of the runs in {calibration['runs']}")
         if candidates is not None:
             stage["candidates"] = candidates
+        if margin is not None:
+            stage["margin"] = float(margin)
         small["second_stage"] = stage
-        small["record"]["second_stage"] = {"candidates": stage["candidates"], "platt": stage["platt"],
+        small["record"]["second_stage"] = {"candidates": stage["candidates"], "margin": stage.get("margin", 0.0), "platt": stage["platt"],
                                            "calibration": stage["calibration"], "training": stage.get("record")}
-    elif calibration is not None or candidates is not None:
-        option = "--calibration" if calibration is not None else "--candidates"
+    elif calibration is not None or candidates is not None or margin is not None:
+        option = "--calibration" if calibration is not None else "--candidates" if candidates is not None else "--margin"
         raise UserError(f"{ckpt}: has no second stage, which {option} is for; train one (second_stage=default or waldo-second-stage)")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(out, lambda f: torch.save(small, f))
@@ -75,10 +80,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record", type=Path, help="a JSON file of facts to keep with the weights (data, figures)")
     parser.add_argument("--calibration", type=Path, help="the JSON written by waldo-crossval --calibrate")
     parser.add_argument("--candidates", type=int, help="the first stage's best spots the second stage re-ranks (default: as trained)")
+    parser.add_argument("--margin", type=float, help="log-odds by which the second stage must prefer another spot to the first "
+                                                     "stage's best (default: as trained)")
     args = parser.parse_args(argv)
     record = read_record(args.record) if args.record else None
     calibration = read_record(args.calibration, "--calibration") if args.calibration else None
-    print(export(args.ckpt, args.out, record, calibration, args.candidates))
+    print(export(args.ckpt, args.out, record, calibration, args.candidates, args.margin))
 
 
 def read_record(path: Path, option: str = "--record") -> dict:

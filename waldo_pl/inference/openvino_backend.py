@@ -149,7 +149,7 @@ def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | 
     if not second_stage or stage is None:
         return net, None
     scorer = OpenVINOSpotNetwork(_core().read_model(folder / "second.xml"), bf16)
-    return net, SecondStage(scorer, stage["candidates"], tuple(stage["platt"]), stage["calibration"])
+    return net, SecondStage(scorer, stage["candidates"], tuple(stage["platt"]), stage["calibration"], stage.get("margin", 0.0))
 
 
 def _prune(keep: Path) -> None:
@@ -184,7 +184,8 @@ def _convert_checkpoint(path, setting: str | None, folder: Path) -> None:
     saved = {"format": FORMAT, "source": str(path), "second_stage": None}
     if stage is not None:
         _save(_spot_model(stage.net), tmp / "second.xml")
-        saved["second_stage"] = {"candidates": stage.candidates, "platt": list(stage.platt), "calibration": stage.calibration}
+        saved["second_stage"] = {"candidates": stage.candidates, "platt": list(stage.platt), "calibration": stage.calibration,
+                                 "margin": stage.margin}
     (tmp / "model.json").write_text(json.dumps(saved, indent=1))
     try:
         os.replace(tmp, folder)

@@ -1,7 +1,8 @@
 """The second stage at prediction: score a window around each of the first stage's best spots, answer the best.
 
-The spots' order and confidence become the second stage's; each spot keeps the first stage's confidence
-as `first_stage`. The confidence is the second stage's score mapped by the calibration stored with the
+The spots' order and confidence become the second stage's, except that the first stage's best spot stays the
+answer unless the second stage scores another higher by its `margin` (log-odds); each spot keeps the first stage's
+confidence as `first_stage`. The confidence is the second stage's score mapped by the calibration stored with the
 model (Platt scaling fitted on held-out pages), so that a 90% answer is right about 9 times in 10."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import numpy as np
 
 from waldo_pl.calibration import calibrated
+from waldo_pl.errors import UserError
 from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import Spot
 
@@ -29,6 +31,13 @@ class SecondStage:
     candidates: int                 # how many of the first stage's spots it looks at
     platt: tuple[float, float]      # confidence = sigmoid(a * score + b)
     calibration: str                # how the confidence was calibrated, said in the JSON
+    margin: float = 0.0             # log-odds the first stage's best spot is given before ranking
+
+
+def check_margin(label: str, margin) -> None:
+    """A margin is a number of log-odds, 0 (the second stage's ranking alone) or more; None leaves it as it is."""
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1e6):
+        raise UserError(f"{label}: must be a number of log-odds, 0 or more (0: the second stage's ranking alone)")
 
 
 def spot_scores(net, page: np.ndarray, spots: list[Spot], bf16: bool = False) -> np.ndarray:
@@ -43,13 +52,16 @@ def spot_scores(net, page: np.ndarray, spots: list[Spot], bf16: bool = False) ->
 
 
 def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool = False) -> list[Spot]:
-    """The spots with the second stage's calibrated confidences: the first `stage.candidates` ordered by it (the
-    answer is among them), any further spots after them in the first stage's order."""
+    """The spots with the second stage's calibrated confidences: the first `stage.candidates` ordered by its score,
+    the first stage's best given `stage.margin` more (the answer is among them), any further spots after them in the
+    first stage's order."""
     if not spots:
         return []
     scores = spot_scores(stage.net, page, spots, bf16)
     confidence = calibrated(scores, stage.platt)
-    order = [*np.argsort(-scores[: stage.candidates], kind="stable"), *range(stage.candidates, len(spots))]
+    ranked = scores[: stage.candidates].astype(np.float64)
+    ranked[0] += stage.margin
+    order = [*np.argsort(-ranked, kind="stable"), *range(stage.candidates, len(spots))]
     return [dataclasses.replace(spots[i], confidence=float(confidence[i]), first_stage=spots[i].confidence) for i in order]
 
 

@@ -105,23 +105,27 @@ def _built(spec: dict, weights: dict, where: str, networks: dict, default: str) 
 
 
 def second_stage_from(checkpoint: dict, where: str) -> dict | None:
-    """The second stage a file holds, {"net", "candidates", "platt", "calibration"}, or None when it has none."""
+    """The second stage a file holds, {"net", "candidates", "platt", "calibration", "margin"}, or None when it has none
+    (files written before the margin re-rank with none)."""
     stage = checkpoint.get("second_stage")
     if stage is None:
         return None
     try:
         spec, weights = stage["net"], stage["state_dict"]
         candidates, platt, calibration = int(stage["candidates"]), [float(v) for v in stage["platt"]], str(stage["calibration"])
-        if not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) != 2 or candidates < 1:
+        margin = float(stage.get("margin", 0.0))
+        if not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) != 2 or candidates < 1 or not 0 <= margin < 1e6:
             raise ValueError
         weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UserError(f"{where}: its second_stage entry is not one this project writes; export the model again") from None
     net = _built(spec, weights, f"{where} (second stage)", SPOT_NETWORKS, "waldo_pl.models.spot_net.SpotNet")
-    return {"net": net, "candidates": candidates, "platt": tuple(platt), "calibration": calibration}
+    return {"net": net, "candidates": candidates, "platt": tuple(platt), "calibration": calibration, "margin": margin}
 
 
-def second_stage_entry(net: nn.Module, candidates: int, platt: tuple[float, float], calibration: str, spec: dict) -> dict:
+def second_stage_entry(net: nn.Module, candidates: int, platt: tuple[float, float], calibration: str, spec: dict,
+                       margin: float = 0.0) -> dict:
     """What a file stores for its second stage; read back by second_stage_from."""
     return {"net": dict(spec), "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-            "candidates": int(candidates), "platt": [float(v) for v in platt], "calibration": str(calibration)}
+            "candidates": int(candidates), "platt": [float(v) for v in platt], "calibration": str(calibration),
+            "margin": float(margin)}
