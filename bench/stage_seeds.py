@@ -40,7 +40,7 @@ CANDIDATES = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml").candidat
 
 def answer(page: dict, k: int, margin: float = 0.0) -> int:
     """The spot answered among the first k: the best by the second stage's score, the first stage's best
-    spot given `margin` log-odds more (predict.py's second_stage.margin)."""
+    spot given `margin` log-odds more (the second stage's `margin`, conf/second_stage)."""
     scores = np.array(page["score"][:k], dtype=np.float64)
     scores[0] += margin
     return int(np.argmax(scores))

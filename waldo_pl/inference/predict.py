@@ -105,7 +105,8 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
     net, stage, bf16 = load_for_search(ckpt, accelerator, precision, backend, "ckpt", second_stage)
     search_settings = dataclasses.replace(search_settings, bf16=bf16)
     if stage is not None:
-        log.info("second stage: re-ranking the best %d spots; confidence calibrated by %s", stage.candidates, stage.calibration)
+        log.info("second stage: re-ranking the best %d spots, the first stage's answer kept unless another scores %g log-odds "
+                 "higher; confidence calibrated by %s", stage.candidates, stage.margin, stage.calibration)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     answers, failed = [], []
