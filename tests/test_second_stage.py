@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import draw_page, write_labelled_pages
 from waldo_pl.data.page import Page
@@ -25,6 +26,7 @@ from waldo_pl.models.checkpoint import read_checkpoint
 
 WALDO = (100, 60, 120, 86)
 REPO = Path(__file__).resolve().parents[1]
+MARGIN = OmegaConf.load(REPO / "conf" / "second_stage" / "default.yaml").margin
 SECOND_STAGE = ["second_stage=default", "second_stage.steps=3", "second_stage.batch_size=4", "second_stage.candidates=3",
                 "second_stage.mined=4", "second_stage.width=4", "second_stage.scales=[1.0]"]
 
@@ -171,7 +173,7 @@ def test_training_adds_the_second_stage_to_its_checkpoints(two_stage_run):
     assert checkpoints
     for path in checkpoints:
         stage = load_second_stage(read_checkpoint(path), str(path))
-        assert stage is not None and stage.candidates == 3 and stage.margin == 4.0  # conf/second_stage's
+        assert stage is not None and stage.candidates == 3 and stage.margin == MARGIN  # conf/second_stage's
     record = torch.load(checkpoints[0], weights_only=True)["second_stage"]["record"]
     assert record["pages"] == 1 and record["steps"] == 3 and record["mined"] == 4
     metrics = json.loads((two_stage_run / "run" / "metrics.json").read_text())
@@ -269,7 +271,7 @@ def test_openvino_runs_both_stages_as_pytorch_does(two_stage_run, tmp_path, monk
     page = two_stage_run / "images" / "p0.png"
     answers = {backend: predict(str(page), str(ckpt), str(tmp_path / backend), backend=backend, precision="32", candidates=2,
                                 scales=[1.0])[0] for backend in ("torch", "openvino")}
-    assert openvino_backend.load_checkpoint(ckpt, False)[1].margin == 4.0  # the margin goes through its cache too
+    assert openvino_backend.load_checkpoint(ckpt, False)[1].margin == MARGIN  # the margin goes through its cache too
     torch_spots, openvino_spots = answers["torch"].spots, answers["openvino"].spots
     assert [(s.x, s.y) for s in torch_spots] == [(s.x, s.y) for s in openvino_spots] and len(torch_spots) == 3
     for ours, theirs in zip(torch_spots, openvino_spots):
