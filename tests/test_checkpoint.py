@@ -41,6 +41,14 @@ def crafted(tmp_path: Path, kind: str, victim: Path) -> Path:
         stage = {"net": nets["open"], "state_dict": {}, "candidates": 10, "platt": [1.0, 0.0], "calibration": "none"}
         torch.save({"state_dict": weights, "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}},
                     "second_stage": stage}, path)
+    elif kind == "second_stage_margin":  # a real second stage whose margin no export writes
+        from waldo_pl.models.checkpoint import second_stage_entry
+        from waldo_pl.models.spot_net import SpotNet
+
+        stage = second_stage_entry(SpotNet(4), 3, (1.0, 0.0), "none", {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4})
+        stage["margin"] = -5.0
+        torch.save({"state_dict": weights, "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}},
+                    "second_stage": stage}, path)
     elif kind == "pickle":
         torch.save({"state_dict": weights, "config": {"model": {"net": {}}}, "payload": Opener(victim)}, path)
     else:
@@ -48,10 +56,11 @@ def crafted(tmp_path: Path, kind: str, victim: Path) -> Path:
     return path
 
 
-KINDS = ["open", "system", "unknown_arguments", "nested_target", "pickle", "second_stage_open"]
+KINDS = ["open", "system", "unknown_arguments", "nested_target", "pickle", "second_stage_open", "second_stage_margin"]
 MESSAGES = {"open": "names the network 'builtins.open'", "system": "names the network 'os.system'",
             "unknown_arguments": "arguments it does not take", "nested_target": "arguments it does not take",
-            "pickle": "not a checkpoint written by train.py", "second_stage_open": "names the network 'builtins.open'"}
+            "pickle": "not a checkpoint written by train.py", "second_stage_open": "names the network 'builtins.open'",
+            "second_stage_margin": "second_stage entry is not one this project writes"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
