@@ -27,12 +27,12 @@ from omegaconf import OmegaConf
 
 from waldo_pl.crossval import apply_calibration, run_config, write_calibration
 from waldo_pl.data.page import distance_to_boxes
-from waldo_pl.inference.device import load_for_search, search_network
+from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.rerank import spot_scores
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
 from waldo_pl.cli import CONF_DIR
-from waldo_pl.second_stage import fit_second_stage, mine_spots, run_settings
+from waldo_pl.second_stage import fit_second_stage, mine_training_spots, run_settings
 
 SPOTS = 5  # the first stage's spots kept for each held-out page
 CANDIDATES = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml").candidates
@@ -69,10 +69,9 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple) -> l
     cache = run / "mined_spots.json"
     kept = json.loads(cache.read_text()) if cache.is_file() else {}
     if kept.get("mined", 0) < max(mined):
-        first = network_from(read_checkpoint(ckpt, None), str(ckpt)).eval()
         started = time.perf_counter()
-        spots = mine_spots(search_network(first, next(first.parameters()).device, bf16, "auto"),
-                           datamodule.train_pages, SearchSettings(scales=scales, candidates=max(mined) - 1, bf16=bf16))
+        spots = mine_training_spots(network_from(read_checkpoint(ckpt, None), str(ckpt)), datamodule.train_pages, max(mined),
+                                    scales, bf16)
         kept = {"mined": max(mined), "spots": spots}
         cache.write_text(json.dumps(kept))
         print(f"{run}: mined {len(spots)} pages in {time.perf_counter() - started:.0f} s", flush=True)

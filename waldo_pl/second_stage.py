@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -50,6 +49,15 @@ def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[lis
     return [[s.as_dict() for s in search(net, page.image, settings)[1]] for page in pages]
 
 
+def mine_training_spots(first_net: nn.Module, pages: Sequence[Page], mined: int, scales: Sequence[float],
+                        bf16: bool) -> list[list[dict]]:
+    """A PyTorch first stage's best `mined` spots on each page, searched by the search's own network: OpenVINO on a
+    CPU where it is installed (about 3x faster), else the exact fast graph."""
+    device = next(first_net.parameters()).device
+    net = search_network(first_net.eval(), device, bf16, "auto")
+    return mine_spots(net, pages, SearchSettings(scales=tuple(scales), candidates=mined - 1, bf16=bf16))
+
+
 def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], steps: int = 1500, batch_size: int = 64,
                      lr: float = 2e-3, photo_look: float = 0.0, width: int = 16, seed: int = 0,
                      precision: str = "bf16-mixed", accelerator: str = "cpu") -> nn.Module:
@@ -70,10 +78,7 @@ def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints:
     `candidates` spots, the first stage's best given `margin` log-odds) to each checkpoint file (written whole);
     returns its record."""
     started = time.perf_counter()
-    settings = SearchSettings(scales=tuple(scales), candidates=mined - 1, bf16=bf16)
-    # the search's own network: OpenVINO on a CPU where it is installed (about 3x faster), else the exact fast graph
-    device = next(first_net.parameters()).device
-    spots = mine_spots(search_network(first_net.eval(), device, bf16, "auto"), pages, settings)
+    spots = mine_training_spots(first_net, pages, mined, scales, bf16)
     fitting = time.perf_counter()
     net = fit_second_stage(pages, spots, **fit)
     record = {"candidates": candidates, "margin": margin, "mined": mined, "pages": len(pages), "mine_seconds": round(fitting - started, 1),
