@@ -34,14 +34,9 @@ class SecondStage:
     margin: float = 0.0             # log-odds the first stage's best spot is given before ranking
 
 
-def is_margin(value) -> bool:
-    """A margin is a number of log-odds, 0 (the second stage's ranking alone) or more, and finite."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < 1e6
-
-
 def check_margin(label: str, margin) -> None:
-    """A margin setting or option, named by `label`; None leaves it as it is."""
-    if margin is not None and not is_margin(margin):
+    """A margin is a number of log-odds, 0 (the second stage's ranking alone) or more; None leaves it as it is."""
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1e6):
         raise UserError(f"{label}: must be a number of log-odds, 0 or more (0: the second stage's ranking alone)")
 
 
