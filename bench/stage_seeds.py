@@ -2,6 +2,7 @@
 first stage as it is: a second-stage setting's effect told apart from the noise of retraining the stage.
 
     python bench/stage_seeds.py --runs outputs/photo_folds/* [--mined 9 15] [--seeds 1 2] [--out rows.json] [--candidates 3]
+    python bench/stage_seeds.py --runs outputs/photo_folds/* --out-of-fold [--seeds 0 1 2] [--mined 9] --out oof.json
     python bench/stage_seeds.py --rows rows.json [more.json ...] [--candidates 5]   # kept rows summarised again
     python bench/stage_seeds.py --rows rows.json --setting "mined 15, seed 0" [--folds fold4 fold5] \
         --calibrate calibration.json | --calibrated-by calibration.json   # a setting's held-out confidence
@@ -13,6 +14,11 @@ and mined count a second stage is fitted with the run's own settings (`waldo-sec
 spots. The run's stored stage re-ranks them too, as a check against `waldo-crossval --candidates`. Prints the pages
 found per kind of page (photos: the pages named webcam_*) for each setting, per fold and in all, and for each mined
 count fitted at several seeds, what their mean log-odds find (an ensemble of those stages).
+
+--out-of-fold: each training page that another run holds out is mined by that run's first stage, which never trained
+on it (its held-out pages' best spots, kept as held_spots.json), the others as above. So the second stage learns
+from false spots, and Waldo regions, as a first stage makes them on a page it never saw, as on the held-out pages.
+(That other first stage did train on this run's held-out pages; the second stage sees none of their pixels.)
 """
 
 import argparse
@@ -58,8 +64,27 @@ def kind(page) -> str:
     return "photos" if page.name.startswith("webcam") else "scans"
 
 
-def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple) -> list[dict]:
-    """One row per setting (stored stage, then each seed x mined): which held-out pages it found."""
+def held_out_spots(run: Path, count: int, scales: tuple) -> dict[str, list[dict]]:
+    """The run's first stage's best `count` spots on each of its held-out pages, by page name (cached beside it)."""
+    cache = run / "held_spots.json"
+    kept = json.loads(cache.read_text()) if cache.is_file() else {}
+    if kept.get("mined", 0) < count:
+        cfg = run_config(run)
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        ckpt = run / "checkpoints" / "last.ckpt"
+        spots = mine_training_spots(network_from(read_checkpoint(ckpt, None), str(ckpt)), datamodule.val_pages, count,
+                                    scales, "bf16" in str(cfg.trainer.get("precision")))
+        kept = {"mined": count, "spots": {page.name: s for page, s in zip(datamodule.val_pages, spots)}}
+        cache.write_text(json.dumps(kept))
+    return {name: spots[:count] for name, spots in kept["spots"].items()}
+
+
+def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple,
+              elsewhere: dict[str, list[dict]] | None = None) -> list[dict]:
+    """One row per setting (stored stage, then each seed x mined): which held-out pages it found. With `elsewhere`
+    (spots by page name, mined by first stages that held those pages out), training pages found there learn from
+    those spots instead of this run's."""
     cfg = run_config(run)
     settings = run_settings(cfg)
     datamodule = instantiate(cfg.data)
@@ -89,11 +114,15 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple) -> l
 
     rows = [row("stored stage", stage.net)]
     fit = {key: settings[key] for key in ("steps", "batch_size", "lr", "photo_look", "width")}
+    train_spots, prefix = kept["spots"], ""
+    if elsewhere is not None:
+        train_spots = [elsewhere.get(page.name, own) for page, own in zip(datamodule.train_pages, kept["spots"])]
+        prefix = f"out-of-fold ({sum(page.name in elsewhere for page in datamodule.train_pages)} pages), "
     for seed in seeds:
         for count in mined:
             started = time.perf_counter()
-            stage_net = fit_second_stage(datamodule.train_pages, [s[:count] for s in kept["spots"]], seed=seed, **fit)
-            rows.append(row(f"mined {count}, seed {seed}", stage_net))
+            stage_net = fit_second_stage(datamodule.train_pages, [s[:count] for s in train_spots], seed=seed, **fit)
+            rows.append(row(f"{prefix}mined {count}, seed {seed}", stage_net))
             print(f"{run}: mined {count}, seed {seed}: {found(rows[-1]['pages'], CANDIDATES)} ({time.perf_counter() - started:.0f} s)",
                   flush=True)
     return rows
@@ -107,6 +136,8 @@ def main():
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.25])
     parser.add_argument("--candidates", type=int, default=CANDIDATES, help="spots re-ranked (conf/second_stage's)")
     parser.add_argument("--margin", type=float, default=0.0, help="log-odds given to the first stage's best spot (second_stage.margin)")
+    parser.add_argument("--out-of-fold", action="store_true",
+                        help="training pages another run holds out learn from that run's spots on them")
     parser.add_argument("--out", type=Path, help="write every row here (JSON), run by run")
     parser.add_argument("--rows", type=Path, nargs="+", help="--out files to summarise again, in place of training")
     parser.add_argument("--folds", nargs="+", help="with --rows: only these runs (their folder names)")
@@ -131,9 +162,11 @@ def main():
         return summary(rows, args.candidates, args.margin)
     if not args.runs:
         parser.error("give --runs (or --rows)")
+    held = {run: held_out_spots(run, max(args.mined), tuple(args.scales)) for run in args.runs} if args.out_of_fold else {}
     rows = []
     for run in args.runs:
-        rows += fold_rows(run, args.mined, args.seeds, tuple(args.scales))
+        elsewhere = {name: s for other, spots in held.items() if other != run for name, s in spots.items()}
+        rows += fold_rows(run, args.mined, args.seeds, tuple(args.scales), elsewhere if args.out_of_fold else None)
         if args.out:
             args.out.write_text(json.dumps(rows))
     summary(with_ensembles(rows), args.candidates, args.margin)
