@@ -243,6 +243,9 @@ def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_
     assert bad.returncode == 2 and bad.stderr.startswith("error: --candidates 0: must be 1 or more"), bad.stderr
     bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "-1"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --margin -1.0: must be a number of log-odds"), bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "2", "--first-stage-only"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --margin 2.0 with --first-stage-only"), bad.stderr
 
 
 def test_waldo_second_stage_retrains_it_for_a_finished_run(two_stage_run, tmp_path):

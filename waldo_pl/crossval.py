@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.candidates is not None and args.candidates < 1:
         raise UserError(f"--candidates {args.candidates}: must be 1 or more")
     check_margin(f"--margin {args.margin}", args.margin)
+    if args.first_stage_only and args.margin is not None:
+        raise UserError(f"--margin {args.margin} with --first-stage-only: the margin is the second stage's; give one of them")
     print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate,
                      args.calibrated_by, args.candidates, args.margin))
 
