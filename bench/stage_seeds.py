@@ -32,6 +32,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from waldo_pl.crossval import apply_calibration, run_config, write_calibration
+from waldo_pl.data import spot_windows
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.rerank import spot_scores
@@ -117,7 +118,8 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple,
     train_spots, prefix = kept["spots"], ""
     if elsewhere is not None:
         train_spots = [elsewhere.get(page.name, own) for page, own in zip(datamodule.train_pages, kept["spots"])]
-        prefix = f"out-of-fold ({sum(page.name in elsewhere for page in datamodule.train_pages)} pages), "
+        prefix = "out-of-fold, "
+        print(f"{run}: {sum(page.name in elsewhere for page in datamodule.train_pages)} training pages mined out of fold", flush=True)
     for seed in seeds:
         for count in mined:
             started = time.perf_counter()
@@ -138,6 +140,8 @@ def main():
     parser.add_argument("--margin", type=float, default=0.0, help="log-odds given to the first stage's best spot (second_stage.margin)")
     parser.add_argument("--out-of-fold", action="store_true",
                         help="training pages another run holds out learn from that run's spots on them")
+    parser.add_argument("--context", type=float, help="windows this many times the spot region's side (the recipe's "
+                        f"{spot_windows.CONTEXT:g}), the largest window as much larger, to train and re-rank; rows named so")
     parser.add_argument("--out", type=Path, help="write every row here (JSON), run by run")
     parser.add_argument("--rows", type=Path, nargs="+", help="--out files to summarise again, in place of training")
     parser.add_argument("--folds", nargs="+", help="with --rows: only these runs (their folder names)")
@@ -162,11 +166,17 @@ def main():
         return summary(rows, args.candidates, args.margin)
     if not args.runs:
         parser.error("give --runs (or --rows)")
+    if args.context:
+        spot_windows.MAX_SIDE = round(spot_windows.MAX_SIDE * args.context / spot_windows.CONTEXT)
+        spot_windows.CONTEXT = args.context
     held = {run: held_out_spots(run, max(args.mined), tuple(args.scales)) for run in args.runs} if args.out_of_fold else {}
     rows = []
     for run in args.runs:
         elsewhere = {name: s for other, spots in held.items() if other != run for name, s in spots.items()}
-        rows += fold_rows(run, args.mined, args.seeds, tuple(args.scales), elsewhere if args.out_of_fold else None)
+        found_rows = fold_rows(run, args.mined, args.seeds, tuple(args.scales), elsewhere if args.out_of_fold else None)
+        if args.context:  # the stored stage was trained with the recipe's windows: its row would mislead
+            found_rows = [{**r, "setting": f"context {args.context:g}, {r['setting']}"} for r in found_rows if r["setting"] != "stored stage"]
+        rows += found_rows
         if args.out:
             args.out.write_text(json.dumps(rows))
     summary(with_ensembles(rows), args.candidates, args.margin)
