@@ -3,6 +3,7 @@ first stage as it is: a second-stage setting's effect told apart from the noise 
 
     python bench/stage_seeds.py --runs outputs/photo_folds/* [--mined 9 15] [--seeds 1 2] [--out rows.json] [--candidates 3]
     python bench/stage_seeds.py --runs outputs/photo_folds/* --out-of-fold [--seeds 0 1 2] [--mined 9] --out oof.json
+    python bench/stage_seeds.py --runs outputs/photo_folds/* --context 5 [--seeds 0 1 2] [--mined 9] --out context5.json
     python bench/stage_seeds.py --rows rows.json [more.json ...] [--candidates 5]   # kept rows summarised again
     python bench/stage_seeds.py --rows rows.json --setting "mined 15, seed 0" [--folds fold4 fold5] \
         --calibrate calibration.json | --calibrated-by calibration.json   # a setting's held-out confidence
@@ -166,6 +167,8 @@ def main():
         return summary(rows, args.candidates, args.margin)
     if not args.runs:
         parser.error("give --runs (or --rows)")
+    if args.context is not None and args.context <= 0:
+        parser.error(f"--context {args.context}: must be positive")
     if args.context:
         spot_windows.MAX_SIDE = round(spot_windows.MAX_SIDE * args.context / spot_windows.CONTEXT)
         spot_windows.CONTEXT = args.context
