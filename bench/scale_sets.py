@@ -44,10 +44,13 @@ def fold_found(run: Path, sets: list[tuple[float, ...]], candidates: int, margin
     out = {s: {"first": [], "both": [], "top5": []} for s in sets}
     for page in datamodule.val_pages:
         maps = {scale: log_odds_at_scales(net, page.image, (scale,), bf16=bf16) for scale in sorted({x for s in sets for x in s})}
+
+        def hit(spot) -> bool:
+            return bool(distance_to_boxes(spot.x, spot.y, page.waldo_boxes) == 0)
+
         for scales in sets:
             log_odds = np.max([maps[scale] for scale in scales], axis=0)
             spots = find_spots(log_odds, threshold, count=max(TOP, stage.candidates))
-            hit = lambda spot: bool(distance_to_boxes(spot.x, spot.y, page.waldo_boxes) == 0)
             out[scales]["first"].append((page.name, hit(spots[0])))
             out[scales]["both"].append((page.name, hit(rerank(stage, page.image, spots, bf16)[0])))
             out[scales]["top5"].append((page.name, any(hit(s) for s in spots[:TOP])))
