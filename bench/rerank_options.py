@@ -33,7 +33,13 @@ from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.heatmap import log_odds_at_scales
 
 REPO = Path(__file__).resolve().parents[1]
+STAGE = OmegaConf.load(REPO / "conf" / "second_stage" / "default.yaml")
 SPOTS = 10
+
+
+def with_margin(margin: float):
+    """The second stage's scores, the first stage's best spot given `margin` log-odds (second_stage.margin)."""
+    return lambda p: p["second"] + margin * (np.arange(len(p["second"])) == 0)
 
 
 def stretched(image: np.ndarray) -> np.ndarray:
@@ -114,16 +120,19 @@ def main():
     options = {
         "first stage alone": (plain, lambda p: p["first"], SPOTS),
         "re-ranking 5": (plain, lambda p: p["second"], 5),
-        "re-ranking 3 (predict.py's default)": (plain, lambda p: p["second"], 3),
+        "re-ranking 3, no margin": (plain, lambda p: p["second"], 3),
+        f"re-ranking {STAGE.candidates}, margin {STAGE.margin:g} (predict.py's default)": (plain, with_margin(STAGE.margin), STAGE.candidates),
         "re-ranking 10": (plain, lambda p: p["second"], 10),
         "pages stretched to percentiles 1..99": (photo_stretched, lambda p: p["second"], 5),
         "pages stretched, first stage alone": (photo_stretched, lambda p: p["first"], SPOTS),
+        f"pages stretched, re-ranking {STAGE.candidates}, margin {STAGE.margin:g}": (photo_stretched, with_margin(STAGE.margin), STAGE.candidates),
+        "pages stretched, Waldo among the first stage's 5 best": (photo_stretched, lambda p: p["hit"].astype(float), 5),  # a hit scores best
         "second stage averaged with its mirror": (plain, lambda p: p["second"] + p["mirror"], 5),
         "second stage averaged over windows x0.8, x1, x1.25": (plain, lambda p: p["second"] + p["narrow"] + p["wide"], 5),
         **{f"second + {lam} x first stage's log-odds": (plain, lambda p, lam=lam: p["second"] + lam * p["first"], 5)
            for lam in (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)},
-        **{f"the first stage's answer unless the second is surer of another by {margin}": (
-            plain, lambda p, margin=margin: p["second"] + margin * (np.arange(len(p["second"])) == 0), 5) for margin in (1, 2, 3)},
+        **{f"the first stage's answer unless the second is surer of another by {margin}, re-ranking 5": (
+            plain, with_margin(margin), 5) for margin in (1, 2, 3)},
     }
     kinds = sorted(plain)
     print("| option | " + " | ".join(f"{kind} ({len(plain[kind])})" for kind in kinds) + " | all |")
