@@ -66,18 +66,23 @@ def kind(page) -> str:
     return "photos" if page.name.startswith("webcam") else "scans"
 
 
+def stale(kept: dict, count: int, scales: tuple) -> bool:
+    """Whether kept spots are too few or were mined at other scales (files from before scales were kept say none)."""
+    return kept.get("mined", 0) < count or kept.get("scales", list(scales)) != list(scales)
+
+
 def held_out_spots(run: Path, count: int, scales: tuple) -> dict[str, list[dict]]:
     """The run's first stage's best `count` spots on each of its held-out pages, by page name (cached beside it)."""
     cache = run / "held_spots.json"
     kept = json.loads(cache.read_text()) if cache.is_file() else {}
-    if kept.get("mined", 0) < count:
+    if stale(kept, count, scales):
         cfg = run_config(run)
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
         ckpt = run / "checkpoints" / "last.ckpt"
         spots = mine_training_spots(network_from(read_checkpoint(ckpt, None), str(ckpt)), datamodule.val_pages, count,
                                     scales, "bf16" in str(cfg.trainer.get("precision")))
-        kept = {"mined": count, "spots": {page.name: s for page, s in zip(datamodule.val_pages, spots)}}
+        kept = {"mined": count, "scales": list(scales), "spots": {page.name: s for page, s in zip(datamodule.val_pages, spots)}}
         cache.write_text(json.dumps(kept))
     return {name: spots[:count] for name, spots in kept["spots"].items()}
 
@@ -95,11 +100,11 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple,
     bf16 = "bf16" in str(cfg.trainer.get("precision"))
     cache = run / "mined_spots.json"
     kept = json.loads(cache.read_text()) if cache.is_file() else {}
-    if kept.get("mined", 0) < max(mined):
+    if stale(kept, max(mined), scales):
         started = time.perf_counter()
         spots = mine_training_spots(network_from(read_checkpoint(ckpt, None), str(ckpt)), datamodule.train_pages, max(mined),
                                     scales, bf16)
-        kept = {"mined": max(mined), "spots": spots}
+        kept = {"mined": max(mined), "scales": list(scales), "spots": spots}
         cache.write_text(json.dumps(kept))
         print(f"{run}: mined {len(spots)} pages in {time.perf_counter() - started:.0f} s", flush=True)
     # the held-out pages as waldo-crossval searches them: the PyTorch graph, the first stage's SPOTS best spots
