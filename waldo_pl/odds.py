@@ -16,3 +16,12 @@ def logit(p):
     """The inverse of expit: log(p / (1 - p))."""
     p = np.asarray(p)
     return np.log(p) - np.log1p(-p)
+
+
+MAX_MARGIN = 1e6
+
+
+def is_margin(value) -> bool:
+    """Whether a value is a second stage's margin: a number of log-odds from 0 (its ranking alone) up to MAX_MARGIN.
+    One rule for the settings' check (inference/rerank.py) and a model file's reader (models/checkpoint.py)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < MAX_MARGIN

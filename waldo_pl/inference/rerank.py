@@ -15,6 +15,7 @@ from waldo_pl.calibration import calibrated
 from waldo_pl.errors import UserError
 from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import Spot
+from waldo_pl.odds import is_margin
 
 
 class SpotNetwork:
@@ -36,7 +37,7 @@ class SecondStage:
 
 def check_margin(label: str, margin) -> None:
     """A margin is a number of log-odds, 0 (the second stage's ranking alone) or more; None leaves it as it is."""
-    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1e6):
+    if margin is not None and not is_margin(margin):
         raise UserError(f"{label}: must be a number of log-odds, 0 or more (0: the second stage's ranking alone)")
 
 

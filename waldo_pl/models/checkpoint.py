@@ -17,6 +17,7 @@ from torch import nn
 from waldo_pl.errors import UserError
 from waldo_pl.models.spot_net import SpotNet
 from waldo_pl.models.tutorial_net import TutorialNet
+from waldo_pl.odds import is_margin
 
 # `_target_` names a file may give for its network; files written before the rename say SeedNet.
 NETWORKS: dict[str, type[nn.Module]] = {
@@ -114,7 +115,7 @@ def second_stage_from(checkpoint: dict, where: str) -> dict | None:
         spec, weights = stage["net"], stage["state_dict"]
         candidates, platt, calibration = int(stage["candidates"]), [float(v) for v in stage["platt"]], str(stage["calibration"])
         margin = float(stage.get("margin", 0.0))
-        if not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) != 2 or candidates < 1 or not 0 <= margin < 1e6:
+        if not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) != 2 or candidates < 1 or not is_margin(margin):
             raise ValueError
         weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     except (KeyError, TypeError, ValueError, AttributeError):
