@@ -149,6 +149,21 @@ def test_grouped_pages_stay_on_one_side_of_every_split(tmp_path):
         split_pages(pages, folds=2, groups_only=True)
 
 
+def test_folds_deal_the_groups_of_several_pages_evenly(tmp_path):
+    """Four spreads of photos among 20 single scans, 4 folds: each fold holds out one spread, at every seed (a plain
+    shuffle would often put two in one fold and leave another with none)."""
+    from waldo_pl.data.page import Page
+
+    photos = {f"p{s}_{i}.jpg": f"s{s}" for s in range(4) for i in range(3)}
+    names = [*photos, *(f"{i}.jpg" for i in range(20))]
+    pages = [Page(n, np.zeros((8, 8, 3), np.uint8), [(0, 0, 2, 2)]) for n in names]
+    for seed in range(20):
+        held = [{p.name for p in split_pages(pages, folds=4, fold=k, seed=seed, groups=photos)[1]} for k in range(4)]
+        assert sorted(n for fold in held for n in fold) == sorted(names)
+        assert [len({photos[n] for n in fold if n in photos}) for fold in held] == [1, 1, 1, 1]
+        assert all(len(fold) == 8 for fold in held)  # a spread's 3 photos and 5 scans each
+
+
 def test_a_bad_groups_file_is_named(page_folder, tmp_path):
     with pytest.raises(UserError, match="data.groups=.*missing.csv"):
         WaldoDataModule(root=str(page_folder), groups=str(tmp_path / "missing.csv"))

@@ -56,7 +56,7 @@ def split_pages(
             raise UserError(f"data.folds={folds}: needs 2 to {len(candidates)} (the pages, or groups, that may be held out)")
         if not 0 <= fold < folds:
             raise UserError(f"data.fold={fold}: must be from 0 to data.folds - 1 = {folds - 1}")
-        chosen = set(rng.permutation(candidates)[fold::folds].tolist())
+        chosen = set(_deal_order(candidates, group_of, rng)[fold::folds])
     else:
         if not 0.0 <= val_fraction < 1.0:
             raise UserError(f"data.val_fraction={val_fraction}: must be in [0, 1)")
@@ -68,6 +68,20 @@ def split_pages(
     if not train:
         raise UserError("every page is held out for validation; name fewer data.val_pages or lower data.val_fraction")
     return train, [p for p in pages if p.name in chosen]
+
+
+def _deal_order(candidates: list[str], group_of: dict[str, str], rng: np.random.Generator) -> list[str]:
+    """The order folds are dealt from (fold k takes every `folds`-th from the k-th): shuffled, the groups of several
+    pages (a spread's photos) first, so that they spread evenly over the folds instead of where the shuffle drops them."""
+    size = {c: 0 for c in candidates}
+    for group in group_of.values():
+        if group in size:
+            size[group] += 1
+    several = [c for c in candidates if size[c] > 1]
+    single = [c for c in candidates if size[c] <= 1]
+    if not several or not single:  # one kind only: a plain shuffle, as the folds have always been drawn
+        return rng.permutation(candidates).tolist()
+    return [*rng.permutation(several).tolist(), *rng.permutation(single).tolist()]
 
 
 def _group(name: str, groups: dict[str, str]) -> str | None:
