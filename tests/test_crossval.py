@@ -108,3 +108,26 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     with pytest.raises(UserError, match="every held-out answer is right"):
         fake_run(tmp_path / "all_right" / "0", 0, 0, [True, True])
         fold_table(tmp_path / "all_right", calibrate=tmp_path / "c2.json")
+
+
+def test_the_table_pools_each_collection_of_the_runs_pages(tmp_path):
+    """Pages from several folders (data.root a list): a row per folder, read from the labels alone."""
+    header = "filename,width,height,class,xmin,ymin,xmax,ymax\n"
+    for folder, names in {"scans": ["s1.jpg", "same.jpg"], "photos": ["p1.jpg", "p2.jpg", "same.jpg"]}.items():
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "annotations.csv").write_text(header + "".join(f"{n},9,9,waldo,1,1,4,4\n" for n in names))
+    roots = [str(tmp_path / "scans"), str(tmp_path / "photos")]
+    held = {"0": [("s1.jpg", True), ("p1.jpg", False)], "1": [("scans/same.jpg", True), ("photos/same.jpg", True), ("p2.jpg", True)]}
+    for run, pages in held.items():
+        (tmp_path / "runs" / run / ".hydra").mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": int(run), "root": roots}}),
+                       tmp_path / "runs" / run / ".hydra" / "config.yaml")
+        records = [{"page": name, "hit": hit, "top5_hit": True, "distance": 0} for name, hit in pages]
+        (tmp_path / "runs" / run / "metrics.json").write_text(json.dumps({"steps": 1, "pages": records}))
+    lines = fold_table(tmp_path / "runs").splitlines()
+    assert "| photos | | | 3 pages | 2/3 = 67% | 3/3 = 100% | | | |" in lines
+    assert "| scans | | | 2 pages | 2/2 = 100% | 2/2 = 100% | | | |" in lines
+    for run in held:  # one folder only: no rows per folder
+        config = tmp_path / "runs" / run / ".hydra" / "config.yaml"
+        OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"data": {"root": roots[0]}}), config)
+    assert "| scans |" not in fold_table(tmp_path / "runs")

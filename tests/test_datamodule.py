@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from waldo_pl.data.datamodule import WaldoDataModule, split_pages
-from waldo_pl.data.formats import load_pages
+from waldo_pl.data.formats import collection_of, load_pages
 from waldo_pl.errors import UserError
 
 
@@ -114,6 +114,10 @@ def test_data_root_takes_several_folders_and_keeps_page_names_apart(page_folder,
     assert len(one.train_pages + one.val_pages) == 3
     # a.png and c.png are in both folders: each takes its folder's name; b.jpg and d.jpg keep theirs
     assert names == sorted(["b.jpg", "d.jpg", f"{page_folder.name}/a.png", "other/a.png", f"{page_folder.name}/c.png", "other/c.png"])
+    # the same names, and the folder each comes from, read from the labels alone
+    assert collection_of([str(page_folder), str(other)]) == {
+        "b.jpg": page_folder.name, f"{page_folder.name}/a.png": page_folder.name, f"{page_folder.name}/c.png": page_folder.name,
+        "d.jpg": "other", "other/a.png": "other", "other/c.png": "other"}
     assert {p.name for p in both.val_pages}.isdisjoint(p.name for p in both.train_pages) and both.val_pages
     with pytest.raises(UserError, match="data.root=/no/such: no such folder"):
         WaldoDataModule(root=[str(page_folder), "/no/such"])

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.data.download import COMPLETE_MARKER, default_root
-from waldo_pl.data.formats import load_collections
+from waldo_pl.data.formats import collection_of, load_collections
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.answer import page_outcome
@@ -41,6 +41,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     lines = ["| run | fold | seed | pages held out | hit rate | top-5 hit rate | median distance (px) | steps | fit time |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     by_seed: dict[str, list] = {}
+    scored = []  # (run, config, its held-out pages' outcomes)
     pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
     for path in runs:
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
@@ -49,6 +50,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
                  if rescore else record["pages"])
         fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
+        scored.append((path.parent, cfg, pages))
         distances = sorted(p["distance"] for p in pages)
         names = ", ".join(f"{p['page']}{'' if p['hit'] else ' (miss)'}" for p in pages)
         lines.append(f"| {path.parent.relative_to(folder)} | {fold} | {seed} | {names} | {hit_rates(pages)} | "
@@ -57,6 +59,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
         lines += [f"| seed {seed} | | {seed} | {len(pages)} pages | {hit_rates(pages)} | | | |" for seed, pages in by_seed.items()]
     pooled = [p for pages in by_seed.values() for p in pages]
     lines.append(f"| **all** | | | {len(pooled)} pages | {hit_rates(pooled, bold=True)} | | | |")
+    lines += collection_rows(scored, data_root)
     if pooled and all("confidence" in p for p in pooled):
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
     if calibrate is not None:
@@ -127,15 +130,7 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
     ckpt = run / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise UserError(f"{ckpt}: missing; --scales and --flip need each run's last checkpoint")
-    if data_root is None:
-        if cfg is None:
-            raise UserError(f"{run}: no .hydra/config.yaml to read data.root from; give the pages with --data")
-        data_root = cfg.data.get("root")
-        data_root = downloaded_pages() if data_root is None else data_root
-    roots = tuple(Path(r) for r in data_root) if isinstance(data_root, (list, tuple, ListConfig)) else (Path(data_root),)
-    for root in roots:
-        if not root.is_dir():
-            raise UserError(f"{root}: no such folder (the run's data.root); give the pages with --data")
+    roots = run_roots(run, cfg, data_root)
     held_out = {p["page"] for p in record["pages"]}
     # the PyTorch graph, as validation searched the pages (the GPU when there is one, as predict.py); the second
     # stage where the run trained one
@@ -153,6 +148,41 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
         results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes)})
     order = [p["page"] for p in record["pages"]]
     return sorted(results, key=lambda p: order.index(p["page"]))
+
+
+def run_roots(run: Path, cfg: DictConfig | None, data_root: Path | None) -> tuple[Path, ...]:
+    """The folders of pages the run trained on: `data_root` if given, else its data.root (the downloaded pages for none)."""
+    if data_root is None:
+        if cfg is None:
+            raise UserError(f"{run}: no .hydra/config.yaml to read data.root from; give the pages with --data")
+        data_root = cfg.data.get("root")
+        data_root = downloaded_pages() if data_root is None else data_root
+    roots = tuple(Path(r) for r in data_root) if isinstance(data_root, (list, tuple, ListConfig)) else (Path(data_root),)
+    for root in roots:
+        if not root.is_dir():
+            raise UserError(f"{root}: no such folder (the run's data.root); give the pages with --data")
+    return roots
+
+
+def collection_rows(runs: list[tuple[Path, DictConfig | None, list[dict]]], data_root: Path | None) -> list[str]:
+    """The table's rows per collection (the folder of data.root each held-out page comes from), pooled over the
+    runs, when they read several folders; none when a run read one or its folders are not there to tell."""
+    by_collection: dict[str, list] = {}
+    names_at: dict[tuple, dict[str, str]] = {}
+    for run, cfg, pages in runs:
+        try:
+            roots = run_roots(run, cfg, data_root)
+        except UserError:
+            return []
+        if len(roots) < 2:
+            return []
+        if roots not in names_at:
+            names_at[roots] = collection_of(list(roots))
+        for page in pages:
+            by_collection.setdefault(names_at[roots].get(page["page"], "?"), []).append(page)
+    if len(by_collection) < 2:
+        return []
+    return [f"| {name} | | | {len(pages)} pages | {hit_rates(pages)} | | | |" for name, pages in sorted(by_collection.items())]
 
 
 def downloaded_pages() -> Path:

@@ -27,18 +27,35 @@ NPY_SUB_PAGES, NPY_SUB_LABELS = "waldo_sub_imgs_uint8.npy", "waldo_sub_labels_ui
 
 def load_pages(root: str | Path) -> list[Page]:
     """Whatever labelled set lies in `root`: the .npy arrays, an annotations.csv, or VOC XML files."""
+    layout, source, image_dir = _layout(root)
+    if layout == "npy":
+        return load_npy(source)
+    return load_csv(source, image_dir) if layout == "csv" else load_voc(source, image_dir)
+
+
+def page_names(root: str | Path) -> list[str]:
+    """The names of the pages `root`'s labels give, as load_pages names them, without reading a page."""
+    layout, source, _ = _layout(root)
+    if layout == "npy":
+        return [f"{NPY_PAGES}[{i}]" for i in range(len(np.load(source / NPY_PAGES, mmap_mode="r")))]
+    return list(read_csv_rows(source) if layout == "csv" else read_voc_rows(source))
+
+
+def _layout(root: str | Path) -> tuple[str, Path, Path]:
+    """Which of the three layouts `root` holds: ('npy', root, root), ('csv', the CSV, the images' folder) or
+    ('voc', the XML files' folder, the images' folder)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"data.root={root}: no such folder; point data.root at a folder of labelled pages")
     image_dir = root / "images" if (root / "images").is_dir() else root
     if (root / NPY_PAGES).is_file():
-        return load_npy(root)
+        return "npy", root, root
     for csv_path in (root / "annotations.csv", root / "annotations" / "annotations.csv"):
         if csv_path.is_file():
-            return load_csv(csv_path, image_dir)
+            return "csv", csv_path, image_dir
     for xml_dir in (root / "annotations", root):
         if any(xml_dir.glob("*.xml")):
-            return load_voc(xml_dir, image_dir)
+            return "voc", xml_dir, image_dir
     raise UserError(
         f"data.root={root}: found no annotations.csv, VOC .xml files or {NPY_PAGES}; "
         "point data.root at a folder of labelled pages"
@@ -48,16 +65,35 @@ def load_pages(root: str | Path) -> list[Page]:
 def load_collections(roots: str | Path | list) -> list[Page]:
     """The pages of one labelled folder or of several (a list), in order. A page name that two folders share
     becomes '<folder>/<name>' in each, so that every page keeps a name of its own."""
+    roots = _root_list(roots)
+    collections = [load_pages(root) for root in roots]
+    names = _distinct_names(roots, [[page.name for page in pages] for pages in collections])
+    return [page if name == page.name else dataclasses.replace(page, name=name)
+            for pages, folder_names in zip(collections, names) for page, name in zip(pages, folder_names)]
+
+
+def collection_of(roots: str | Path | list) -> dict[str, str]:
+    """{page name, as load_collections names it: the name of the folder it comes from}, without reading a page."""
+    roots = _root_list(roots)
+    names = _distinct_names(roots, [page_names(root) for root in roots])
+    return {name: root.name for root, folder_names in zip(roots, names) for name in folder_names}
+
+
+def _root_list(roots: str | Path | list) -> list[Path]:
     roots = [Path(r) for r in roots] if isinstance(roots, (list, tuple)) else [Path(roots)]
     if not roots:
         raise UserError("data.root=[]: give a folder of labelled pages, or a list of them")
-    collections = [load_pages(root) for root in roots]
+    return roots
+
+
+def _distinct_names(roots: list[Path], names: list[list[str]]) -> list[list[str]]:
+    """Each folder's page names, a name that two folders share made '<folder>/<name>' in each."""
     seen: dict[str, int] = {}
-    for pages in collections:
-        for page in pages:
-            seen[page.name] = seen.get(page.name, 0) + 1
-    return [page if seen[page.name] == 1 else dataclasses.replace(page, name=f"{root.name}/{page.name}")
-            for root, pages in zip(roots, collections) for page in pages]
+    for folder_names in names:
+        for name in folder_names:
+            seen[name] = seen.get(name, 0) + 1
+    return [[name if seen[name] == 1 else f"{root.name}/{name}" for name in folder_names]
+            for root, folder_names in zip(roots, names)]
 
 
 def read_groups(path: str | Path, setting: str = "data.groups") -> dict[str, str]:
