@@ -131,3 +131,32 @@ def test_the_table_pools_each_collection_of_the_runs_pages(tmp_path):
         config = tmp_path / "runs" / run / ".hydra" / "config.yaml"
         OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"data": {"root": roots[0]}}), config)
     assert "| scans |" not in fold_table(tmp_path / "runs")
+
+
+def test_calibrate_also_says_how_the_fit_does_on_pages_it_never_saw(tmp_path):
+    """Two runs whose log-odds tell hits from misses and one where they say the opposite: fitted on all answers the
+    hits look surer than the misses, but the reversed run, calibrated by a fit on the other two, is sure of its misses;
+    and each run is calibrated without its own pages, at every seed."""
+    import re
+
+    for run, (seed, names, hits, log_odds) in {
+        "0": (0, ["a", "b", "c", "d"], [1, 0, 1, 0], [4, -4, 3, -3]),
+        "1": (0, ["e", "f", "g", "h"], [1, 0, 1, 0], [4, -4, 3, -3]),
+        "2": (0, ["i", "j"], [0, 1], [4, -4]),
+        "3": (1, ["i", "j"], [0, 1], [4, -4]),  # pages i and j again, at another seed
+    }.items():
+        (tmp_path / run / ".hydra").mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create({"seed": seed, "data": {"folds": 3, "fold": 0}}), tmp_path / run / ".hydra" / "config.yaml")
+        pages = [{"page": n, "hit": h, "top5_hit": 1, "distance": 0, "confidence": 0.5, "log_odds": z}
+                 for n, h, z in zip(names, hits, log_odds)]
+        (tmp_path / run / "metrics.json").write_text(json.dumps({"steps": 1, "pages": pages}))
+    table = fold_table(tmp_path, calibrate=tmp_path / "calibration.json")
+    in_sample, out_of_sample = table.split("Out of sample")
+    means = [[float(x) for x in re.findall(r"hits ([\d.]+)%.*misses ([\d.]+)%", part)[-1]] for part in (in_sample, out_of_sample)]
+    assert means[0][0] > means[0][1]  # fitted on every answer: hits surer than misses
+    assert means[1][0] < means[1][1]  # run 2's answers, fitted without i and j (not even run 3's), turn it round
+    import shutil
+
+    for run in ("2", "3"):  # the same two pages at two seeds: nothing is left to fit on without them
+        shutil.copytree(tmp_path / run, tmp_path / "same_pages" / run)
+    assert "Too few answers" in fold_table(tmp_path / "same_pages", calibrate=tmp_path / "other.json")

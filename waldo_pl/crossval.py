@@ -64,6 +64,8 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
     if calibrate is not None:
         lines += ["", write_calibration(calibrate, pooled, folder)]
+        if len(scored) > 1:
+            lines += ["", cross_fitted_calibration(scored)]
     if calibrated_by is not None:
         lines += ["", apply_calibration(calibrated_by, pooled, folder)]
     return "\n".join(lines)
@@ -81,6 +83,22 @@ def write_calibration(path: Path, pages: list[dict], folder: Path) -> str:
     calibrated_pages = [{**p, "confidence": float(calibrated([p["log_odds"]], (a, b))[0])} for p in pages]
     return "\n".join([f"Platt scaling fitted on these {len(pages)} answers (a={a:.3f}, b={b:.3f}), written to {path}; "
                       "on the same answers (in-sample) it gives:", "", reliability_table(calibrated_pages)])
+
+
+def cross_fitted_calibration(scored: list[tuple[Path, DictConfig | None, list[dict]]]) -> str:
+    """The reliability table of every run's answers calibrated by a Platt scaling fitted on the answers of the other
+    pages (leaving out the run's own pages at every seed): how --calibrate's fit would do on pages it never saw."""
+    pages = [page for _, _, run_pages in scored for page in run_pages]
+    out = []
+    for _, _, run_pages in scored:
+        own = {p["page"] for p in run_pages}
+        others = [p for p in pages if p["page"] not in own]
+        if len({p["hit"] for p in others}) < 2:
+            return "Too few answers to fit the calibration without each run's own pages."
+        platt = fit_platt([p["log_odds"] for p in others], [bool(p["hit"]) for p in others])
+        out += [{**p, "confidence": float(c)} for p, c in zip(run_pages, calibrated([p["log_odds"] for p in run_pages], platt))]
+    return "\n".join(["Out of sample: each run's answers calibrated by the same fit on the other pages' answers only, together:",
+                      "", reliability_table(out)])
 
 
 def apply_calibration(path: Path, pages: list[dict], folder: Path) -> str:
