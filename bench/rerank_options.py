@@ -6,7 +6,9 @@
   times as wide;
 - the answer ranked by the second stage's log-odds + lambda x the first stage's;
 - the first stage's answer kept unless the second stage's log-odds for another spot are higher by a margin;
-- the second stage re-ranking the first stage's best 3, 5 or 10 spots.
+- the second stage re-ranking the first stage's best 3, 5 or 10 spots;
+- and how well two confidences of predict.py's answer tell hits from misses: the second stage's score of the
+  answer (what predict.py calibrates), or the answer's share of the candidates' odds (a softmax of their scores).
 
     python bench/rerank_options.py [--model waldo_pl/weights/waldo.pt] [--record waldo_pl/weights/waldo.json] [--scales 1 1.25]
     python bench/rerank_options.py --runs outputs/photo_folds/fold0 outputs/photo_folds/fold1 ... [--keep scores.json]
@@ -68,6 +70,28 @@ def scored(net, stage, bf16: bool, scales: tuple, image: np.ndarray, boxes: np.n
 def found(pages: list[dict], score, k: int = 5) -> int:
     """Pages whose best spot by `score` among the first stage's k best hits Waldo."""
     return sum(bool(p["hit"][:k][int(np.argmax(score(p)[:k]))]) for p in pages)
+
+
+def answer(page: dict) -> int:
+    """predict.py's answer among the spots: the best of the first `candidates` by score, the first given `margin`."""
+    return int(np.argmax(with_margin(STAGE.margin)(page)[: STAGE.candidates]))
+
+
+def separation(pages: list[dict], confidence) -> str:
+    """How often a hit's confidence is above a miss's, over every (hit, miss) pair of answers (ties count half)."""
+    hits = np.array([bool(p["hit"][answer(p)]) for p in pages])
+    values = np.array([confidence(p) for p in pages])
+    if hits.all() or not hits.any():
+        return "-"
+    above = (values[hits][:, None] > values[~hits][None, :]).mean() + 0.5 * (values[hits][:, None] == values[~hits][None, :]).mean()
+    return f"{above:.2f}"
+
+
+def share_of_odds(page: dict) -> float:
+    """The answer's share of the candidates' odds: its chance of being Waldo if he is one of them."""
+    scores = page["second"][: STAGE.candidates]
+    odds = np.exp(scores - scores.max())
+    return float(odds[answer(page)] / odds.sum())
 
 
 def searched(args) -> tuple[dict, dict]:
@@ -142,6 +166,13 @@ def main():
         print(f"| {name} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
     among = [sum(bool(p["hit"][:5].any()) for p in plain[kind]) for kind in kinds]
     print(f"| Waldo among the first stage's 5 best | " + " | ".join(map(str, among)) + f" | {sum(among)} |")
+    print("\nHow often a right answer's confidence is above a wrong one's (pairs of answers at predict.py's default):\n")
+    print("| confidence | " + " | ".join(kinds) + " | all |")
+    print("| --- |" + " --- |" * (len(kinds) + 1))
+    for name, confidence in (("the answer's second-stage score (predict.py's, before calibration)", lambda p: p["second"][answer(p)]),
+                             ("the answer's share of the candidates' odds", share_of_odds)):
+        pooled = [p for kind in kinds for p in plain[kind]]
+        print(f"| {name} | " + " | ".join(separation(plain[kind], confidence) for kind in kinds) + f" | {separation(pooled, confidence)} |")
 
 
 if __name__ == "__main__":
