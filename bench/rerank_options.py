@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
+from scipy.special import softmax
 
 from waldo_pl.crossval import run_config
 from waldo_pl.data.formats import load_collections
@@ -89,9 +90,7 @@ def separation(pages: list[dict], confidence) -> str:
 
 def share_of_odds(page: dict) -> float:
     """The answer's share of the candidates' odds: its chance of being Waldo if he is one of them."""
-    scores = page["second"][: STAGE.candidates]
-    odds = np.exp(scores - scores.max())
-    return float(odds[answer(page)] / odds.sum())
+    return float(softmax(page["second"][: STAGE.candidates])[answer(page)])
 
 
 def searched(args) -> tuple[dict, dict]:

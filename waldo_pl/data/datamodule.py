@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -73,10 +74,7 @@ def split_pages(
 def _deal_order(candidates: list[str], group_of: dict[str, str], rng: np.random.Generator) -> list[str]:
     """The order folds are dealt from (fold k takes every `folds`-th from the k-th): shuffled, the groups of several
     pages (a spread's photos) first, so that they spread evenly over the folds instead of where the shuffle drops them."""
-    size = {c: 0 for c in candidates}
-    for group in group_of.values():
-        if group in size:
-            size[group] += 1
+    size = Counter(group_of.values())
     several = [c for c in candidates if size[c] > 1]
     single = [c for c in candidates if size[c] <= 1]
     if not several or not single:  # one kind only: a plain shuffle, as the folds have always been drawn
