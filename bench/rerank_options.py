@@ -8,7 +8,9 @@
 - the first stage's answer kept unless the second stage's log-odds for another spot are higher by a margin;
 - the second stage re-ranking the first stage's best 3, 5 or 10 spots;
 - and how well two confidences of predict.py's answer tell hits from misses: the second stage's score of the
-  answer (what predict.py calibrates), or the answer's share of the candidates' odds (a softmax of their scores).
+  answer (what predict.py calibrates), or the answer's share of the candidates' odds (a softmax of their scores);
+  with several --scores files (a cross-validation's folds), each also Platt-scaled out of sample: each file's
+  answers by a fit on the other files' answers, as a reliability table.
 
     python bench/rerank_options.py [--model waldo_pl/weights/waldo.pt] [--record waldo_pl/weights/waldo.json] [--scales 1 1.25]
     python bench/rerank_options.py --runs outputs/photo_folds/fold0 outputs/photo_folds/fold1 ... [--keep scores.json]
@@ -25,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from scipy.special import softmax
+from scipy.special import logit, softmax
 
+from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.crossval import run_config
 from waldo_pl.data.formats import load_collections
 from waldo_pl.data.page import distance_to_boxes
@@ -34,6 +37,7 @@ from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.heatmap import log_odds_at_scales
+from waldo_pl.inference.report import reliability_table
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = OmegaConf.load(REPO / "conf" / "second_stage" / "default.yaml")
@@ -128,11 +132,12 @@ def main():
     args = parser.parse_args()
     if args.scores:
         plain, photo_stretched = {}, {}
-        for path in args.scores:
+        for group, path in enumerate(args.scores):
             kept = json.loads(path.read_text())
             for rows, name in ((plain, "plain"), (photo_stretched, "stretched")):
                 for kind, pages in kept[name].items():
-                    rows.setdefault(kind, []).extend({key: np.array(value) for key, value in page.items()} for page in pages)
+                    rows.setdefault(kind, []).extend({**{key: np.array(value) for key, value in page.items()}, "group": group}
+                                                     for page in pages)
     else:
         plain, photo_stretched = searched(args)
     if args.keep:
@@ -168,10 +173,32 @@ def main():
     print("\nHow often a right answer's confidence is above a wrong one's (pairs of answers at predict.py's default):\n")
     print("| confidence | " + " | ".join(kinds) + " | all |")
     print("| --- |" + " --- |" * (len(kinds) + 1))
-    for name, confidence in (("the answer's second-stage score (predict.py's, before calibration)", lambda p: p["second"][answer(p)]),
-                             ("the answer's share of the candidates' odds", share_of_odds)):
-        pooled = [p for kind in kinds for p in plain[kind]]
+    # each confidence, and the same as log-odds (what a Platt scaling maps)
+    confidences = {"the answer's second-stage score (predict.py's, before calibration)": (score_of_answer, score_of_answer),
+                   "the answer's share of the candidates' odds": (share_of_odds, lambda p: logit(np.clip(share_of_odds(p), 1e-6, 1 - 1e-6)))}
+    pooled = [p for kind in kinds for p in plain[kind]]
+    for name, (confidence, _) in confidences.items():
         print(f"| {name} | " + " | ".join(separation(plain[kind], confidence) for kind in kinds) + f" | {separation(pooled, confidence)} |")
+    if args.scores and len(args.scores) > 1:
+        for name, (_, log_odds) in confidences.items():
+            print(f"\n{name}, Platt-scaled out of sample (each --scores file's answers by a fit on the other files'):\n")
+            print(reliability_table(cross_fitted(pooled, log_odds)))
+
+
+def score_of_answer(page: dict) -> float:
+    return float(page["second"][answer(page)])
+
+
+def cross_fitted(pages: list[dict], score) -> list[dict]:
+    """Each page's answer, hit or not, with the confidence a Platt scaling of `score` fitted on the other groups'
+    pages gives it."""
+    out = []
+    for group in sorted({p["group"] for p in pages}):
+        own, others = [p for p in pages if p["group"] == group], [p for p in pages if p["group"] != group]
+        platt = fit_platt([score(p) for p in others], [bool(p["hit"][answer(p)]) for p in others])
+        out += [{"hit": bool(p["hit"][answer(p)]), "confidence": float(c)}
+                for p, c in zip(own, calibrated([score(p) for p in own], platt))]
+    return out
 
 
 if __name__ == "__main__":
