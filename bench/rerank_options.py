@@ -29,15 +29,13 @@ import numpy as np
 from omegaconf import OmegaConf
 from scipy.special import logit, softmax
 
-from waldo_pl.calibration import calibrated, fit_platt
-from waldo_pl.crossval import run_config
+from waldo_pl.crossval import cross_fitted_calibration, run_config
 from waldo_pl.data.formats import load_collections
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.heatmap import log_odds_at_scales
-from waldo_pl.inference.report import reliability_table
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = OmegaConf.load(REPO / "conf" / "second_stage" / "default.yaml")
@@ -180,25 +178,15 @@ def main():
     for name, (confidence, _) in confidences.items():
         print(f"| {name} | " + " | ".join(separation(plain[kind], confidence) for kind in kinds) + f" | {separation(pooled, confidence)} |")
     if args.scores and len(args.scores) > 1:
-        for name, (_, log_odds) in confidences.items():
-            print(f"\n{name}, Platt-scaled out of sample (each --scores file's answers by a fit on the other files'):\n")
-            print(reliability_table(cross_fitted(pooled, log_odds)))
+        for name, (_, log_odds) in confidences.items():  # each file a run, its answers calibrated by a fit on the others'
+            answers = [{"page": i, "hit": bool(p["hit"][answer(p)]), "log_odds": log_odds(p), "group": p["group"]}
+                       for i, p in enumerate(pooled)]
+            runs = [(None, None, [a for a in answers if a["group"] == group]) for group in range(len(args.scores))]
+            print(f"\n{name}, Platt-scaled. {cross_fitted_calibration(runs)}")
 
 
 def score_of_answer(page: dict) -> float:
     return float(page["second"][answer(page)])
-
-
-def cross_fitted(pages: list[dict], score) -> list[dict]:
-    """Each page's answer, hit or not, with the confidence a Platt scaling of `score` fitted on the other groups'
-    pages gives it."""
-    out = []
-    for group in sorted({p["group"] for p in pages}):
-        own, others = [p for p in pages if p["group"] == group], [p for p in pages if p["group"] != group]
-        platt = fit_platt([score(p) for p in others], [bool(p["hit"][answer(p)]) for p in others])
-        out += [{"hit": bool(p["hit"][answer(p)]), "confidence": float(c)}
-                for p, c in zip(own, calibrated([score(p) for p in own], platt))]
-    return out
 
 
 if __name__ == "__main__":
