@@ -8,9 +8,9 @@
 - the first stage's answer kept unless the second stage's log-odds for another spot are higher by a margin;
 - the second stage re-ranking the first stage's best 3, 5 or 10 spots;
 - and how well two confidences of predict.py's answer tell hits from misses: the second stage's score of the
-  answer (what predict.py calibrates), or the answer's share of the candidates' odds (a softmax of their scores);
+  answer, or the answer's share of the candidates' odds (a softmax of their scores; what predict.py calibrates);
   with several --scores files (a cross-validation's folds), each also Platt-scaled out of sample: each file's
-  answers by a fit on the other files' answers, as a reliability table.
+  answers by a fit on the other files' answers, as a reliability table; --calibrate fits the share on every answer.
 
     python bench/rerank_options.py [--model waldo_pl/weights/waldo.pt] [--record waldo_pl/weights/waldo.json] [--scales 1 1.25]
     python bench/rerank_options.py --runs outputs/photo_folds/fold0 outputs/photo_folds/fold1 ... [--keep scores.json]
@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from scipy.special import logit, softmax
+from scipy.special import expit
 
+from waldo_pl.calibration import fit_platt
 from waldo_pl.crossval import cross_fitted_calibration, run_config
 from waldo_pl.data.formats import load_collections
 from waldo_pl.data.page import distance_to_boxes
@@ -36,6 +37,7 @@ from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.heatmap import log_odds_at_scales
+from waldo_pl.inference.rerank import share_log_odds
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = OmegaConf.load(REPO / "conf" / "second_stage" / "default.yaml")
@@ -92,7 +94,7 @@ def separation(pages: list[dict], confidence) -> str:
 
 def share_of_odds(page: dict) -> float:
     """The answer's share of the candidates' odds: its chance of being Waldo if he is one of them."""
-    return float(softmax(page["second"][: STAGE.candidates])[answer(page)])
+    return float(expit(share_log_odds(page["second"], STAGE.candidates)[answer(page)]))
 
 
 def searched(args) -> tuple[dict, dict]:
@@ -127,6 +129,8 @@ def main():
     parser.add_argument("--runs", type=Path, nargs="+", help="run folders of a cross-validation, in place of --model and --record")
     parser.add_argument("--keep", type=Path, help="write every held-out spot's scores here (JSON), to try other rankings on")
     parser.add_argument("--scores", type=Path, nargs="+", help="--keep files to pool and rank again, in place of searching")
+    parser.add_argument("--calibrate", type=Path, metavar="OUT.json",
+                        help="fit Platt scaling of the answers' share of the candidates' odds on every answer, for waldo-export")
     args = parser.parse_args()
     if args.scores:
         plain, photo_stretched = {}, {}
@@ -172,8 +176,9 @@ def main():
     print("| confidence | " + " | ".join(kinds) + " | all |")
     print("| --- |" + " --- |" * (len(kinds) + 1))
     # each confidence, and the same as log-odds (what a Platt scaling maps)
-    confidences = {"the answer's second-stage score (predict.py's, before calibration)": (score_of_answer, score_of_answer),
-                   "the answer's share of the candidates' odds": (share_of_odds, lambda p: logit(np.clip(share_of_odds(p), 1e-6, 1 - 1e-6)))}
+    share = lambda p: float(share_log_odds(p["second"], STAGE.candidates)[answer(p)])
+    confidences = {"the answer's second-stage score": (score_of_answer, score_of_answer),
+                   "the answer's share of the candidates' odds (predict.py's, before calibration)": (share_of_odds, share)}
     pooled = [p for kind in kinds for p in plain[kind]]
     for name, (confidence, _) in confidences.items():
         print(f"| {name} | " + " | ".join(separation(plain[kind], confidence) for kind in kinds) + f" | {separation(pooled, confidence)} |")
@@ -183,6 +188,13 @@ def main():
                        for i, p in enumerate(pooled)]
             runs = [(None, None, [a for a in answers if a["group"] == group]) for group in range(len(args.scores))]
             print(f"\n{name}, Platt-scaled. {cross_fitted_calibration(runs)}")
+    if args.calibrate:  # for waldo-export --confidence share --calibration
+        hits = [bool(p["hit"][answer(p)]) for p in pooled]
+        a, b = fit_platt([share(p) for p in pooled], hits)
+        runs = ", ".join(str(path) for path in args.scores or args.runs)
+        args.calibrate.write_text(json.dumps({"method": "platt", "confidence": "share", "a": a, "b": b, "pages": len(pooled),
+                                              "hits": sum(hits), "runs": runs}, indent=2) + "\n")
+        print(f"\nPlatt scaling of the share fitted on all {len(pooled)} answers (a={a:.3f}, b={b:.3f}): {args.calibrate}")
 
 
 def score_of_answer(page: dict) -> float:

@@ -20,7 +20,7 @@ from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.answer import Spot
-from waldo_pl.inference.rerank import SecondStage, SpotNetwork, check_margin, load_second_stage, rerank
+from waldo_pl.inference.rerank import SecondStage, SpotNetwork, check_confidence, check_margin, load_second_stage, rerank
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import read_checkpoint
 
@@ -121,6 +121,27 @@ def test_a_margin_keeps_the_first_stage_answer_unless_the_second_stage_is_surer_
         check_margin("second_stage.margin=-1", -1)
 
 
+def test_the_share_confidence_is_each_spots_chance_of_being_waldo_if_one_of_the_candidates_is():
+    page = draw_page(200, 240, [WALDO])
+    spots = [Spot(30, 150, 0.99, None), Spot(200, 30, 0.98, None), Spot(110, 72, 0.9, None), Spot(60, 20, 0.8, None)]
+    stage = SecondStage(Scores(0.0, 1.0, 3.0, 2.0), 3, (1.0, 0.0), "test", confidence="share")
+    ranked = rerank(stage, page, spots)
+    odds = np.exp([0.0, 1.0, 3.0])
+    assert [(s.x, s.y) for s in ranked] == [(110, 72), (200, 30), (30, 150), (60, 20)]
+    assert [s.confidence for s in ranked[:3]] == pytest.approx(list(odds[[2, 1, 0]] / odds.sum()))  # the candidates' shares
+    assert ranked[3].confidence == pytest.approx(np.exp(2.0) / (odds.sum() + np.exp(2.0)))  # past them: against all of them
+    # the calibration maps the share's log-odds
+    calibrated_stage = dataclasses.replace(stage, platt=(0.5, -1.0))
+    log_odds = np.log(odds[2] / (odds[0] + odds[1]))
+    assert rerank(calibrated_stage, page, spots)[0].confidence == pytest.approx(1 / (1 + np.exp(-(0.5 * log_odds - 1.0))))
+    # scored alike, the same shares, whatever the scores' level: what the score alone cannot say
+    assert [s.confidence for s in rerank(dataclasses.replace(stage, net=Scores(5.0, 6.0, 8.0, 7.0)), page, spots)] == \
+        pytest.approx([s.confidence for s in ranked])
+    assert rerank(dataclasses.replace(stage, candidates=1), page, spots[:1])[0].confidence == 1.0  # a lone candidate
+    with pytest.raises(UserError, match="second_stage.confidence=odds: must be one of score, share"):
+        check_confidence("second_stage.confidence=odds", "odds")
+
+
 class Brightness(torch.nn.Module):
     """A stand-in first stage: Waldo's logit is how bright a pixel is."""
 
@@ -174,6 +195,7 @@ def test_training_adds_the_second_stage_to_its_checkpoints(two_stage_run):
     for path in checkpoints:
         stage = load_second_stage(read_checkpoint(path), str(path))
         assert stage is not None and stage.candidates == 3 and stage.margin == MARGIN  # conf/second_stage's
+        assert stage.confidence == "share"
     record = torch.load(checkpoints[0], weights_only=True)["second_stage"]["record"]
     assert record["pages"] == 1 and record["steps"] == 3 and record["mined"] == 4
     metrics = json.loads((two_stage_run / "run" / "metrics.json").read_text())
@@ -215,6 +237,39 @@ def test_export_keeps_the_second_stage(two_stage_run, tmp_path):
     with pytest.raises(UserError, match="--candidates 0: must be 1 or more"):
         export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "none.pt", candidates=0)
     assert not (tmp_path / "none.pt").exists()
+
+
+def test_export_calibrates_the_confidence_the_model_gives_and_no_other(two_stage_run, tmp_path):
+    from waldo_pl.export import export
+
+    ckpt = two_stage_run / "run" / "checkpoints" / "last.ckpt"
+    fit = {"a": 0.5, "b": -1.0, "pages": 10, "hits": 6, "runs": "folds"}
+    shared = export(ckpt, tmp_path / "share.pt", calibration={**fit, "confidence": "share"})
+    stage = load_second_stage(read_checkpoint(shared), str(shared))
+    assert stage.confidence == "share" and stage.platt == (0.5, -1.0) and "share of the candidates' odds" in stage.calibration
+    assert json.loads(shared.with_suffix(".json").read_text())["second_stage"]["confidence"] == "share"
+    # the score instead: only with a calibration fitted on it (the model's own mapping was the share's)
+    scored = export(ckpt, tmp_path / "score.pt", calibration=fit, confidence="score")
+    stage = load_second_stage(read_checkpoint(scored), str(scored))
+    assert stage.confidence == "score" and stage.platt == (0.5, -1.0) and "second stage's score" in stage.calibration
+    with pytest.raises(UserError, match="--confidence score: the model was calibrated on its share; give --calibration"):
+        export(ckpt, tmp_path / "bare.pt", confidence="score")
+    with pytest.raises(UserError, match="--calibration: fitted on the score, but the model's confidence is its share"):
+        export(ckpt, tmp_path / "mixed.pt", calibration={**fit, "confidence": "score"})
+    with pytest.raises(UserError, match="--confidence odds: must be one of score, share"):
+        export(ckpt, tmp_path / "odd.pt", confidence="odds")
+    assert not any((tmp_path / name).exists() for name in ("bare.pt", "mixed.pt", "odd.pt"))
+
+
+def test_a_model_file_from_before_the_share_calibrates_its_score(two_stage_run, tmp_path):
+    checkpoint = torch.load(two_stage_run / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    del checkpoint["second_stage"]["confidence"]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    assert load_second_stage(read_checkpoint(tmp_path / "old.ckpt"), "old.ckpt").confidence == "score"
+    checkpoint["second_stage"]["confidence"] = "odds"
+    torch.save(checkpoint, tmp_path / "odd.ckpt")
+    with pytest.raises(UserError, match="odd.ckpt: its second_stage entry is not one this project writes"):
+        load_second_stage(read_checkpoint(tmp_path / "odd.ckpt"), "odd.ckpt")
 
 
 class LastFirst(SpotNetwork):

@@ -2,7 +2,7 @@
 and a record of how it was made (also written beside it as .json).
 
     waldo-export outputs/long/<run>/checkpoints/last.ckpt waldo_pl/weights/waldo.pt [--record notes.json]
-        [--calibration calibration.json] [--candidates N] [--margin M]
+        [--calibration calibration.json] [--candidates N] [--margin M] [--confidence share|score]
 
 predict.py reads such a file through ckpt= like a checkpoint; the package bundles one as its default model.
 """
@@ -17,7 +17,7 @@ import torch
 
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically, write_text_atomically
-from waldo_pl.inference.rerank import check_margin
+from waldo_pl.inference.rerank import check_confidence, check_margin
 from waldo_pl.models.checkpoint import network_from, network_spec, read_checkpoint, second_stage_from
 
 
@@ -26,13 +26,16 @@ def half(weights: dict) -> dict:
 
 
 def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict | None = None,
-           candidates: int | None = None, margin: float | None = None) -> Path:
+           candidates: int | None = None, margin: float | None = None, confidence: str | None = None) -> Path:
     """A small model file from a train.py checkpoint; `calibration` (from waldo-crossval --calibrate) maps the
-    second stage's score to a calibrated confidence; `candidates` sets how many spots the second stage re-ranks,
-    `margin` the log-odds by which it must prefer another spot to the first stage's best."""
+    second stage's score or share (`confidence`, default as trained) to a calibrated confidence; `candidates` sets
+    how many spots the second stage re-ranks, `margin` the log-odds by which it must prefer another spot to the
+    first stage's best."""
     if candidates is not None and candidates < 1:
         raise UserError(f"--candidates {candidates}: must be 1 or more")
     check_margin(f"--margin {margin}", margin)
+    if confidence is not None:
+        check_confidence(f"--confidence {confidence}", confidence)
     if calibration is not None and not all(isinstance(calibration.get(k), (int, float)) for k in ("a", "b", "pages", "hits")):
         raise UserError("--calibration: not a file written by waldo-crossval --calibrate (needs a, b, pages, hits)")
     checkpoint = read_checkpoint(ckpt, setting=None)
@@ -50,10 +53,21 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
     if checkpoint.get("second_stage") is not None:
         stage = dict(checkpoint["second_stage"])
         stage["state_dict"] = half(stage["state_dict"])
+        trained_as = stage.get("confidence", "score")
+        stage["confidence"] = confidence or trained_as
+        if calibration is not None and calibration.get("confidence", stage["confidence"]) != stage["confidence"]:
+            raise UserError(f"--calibration: fitted on the {calibration['confidence']}, but the model's confidence is its "
+                            f"{stage['confidence']}; give --confidence {calibration['confidence']} or a calibration fitted on it")
+        if stage["confidence"] != trained_as:  # the stage's own mapping was for the other number
+            if calibration is None:
+                raise UserError(f"--confidence {confidence}: the model was calibrated on its {trained_as}; give --calibration "
+                                f"fitted on the {confidence} too")
+            stage["platt"] = [1.0, 0.0]
         if calibration is not None:  # fitted on the confidences the model gave: compose with its own mapping
             (a0, b0), a, b = stage["platt"], calibration["a"], calibration["b"]
             stage["platt"] = [a * a0, a * b0 + b]
-            stage["calibration"] = (f"Platt scaling of the second stage's score, fitted on {calibration['pages']} held-out answers "
+            what = "the answer's share of the candidates' odds" if stage["confidence"] == "share" else "the second stage's score"
+            stage["calibration"] = (f"Platt scaling of {what}, fitted on {calibration['pages']} held-out answers "
                                     f"({calibration['hits']} right) of the runs in {calibration['runs']}")
         if candidates is not None:
             stage["candidates"] = candidates
@@ -61,9 +75,10 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
             stage["margin"] = float(margin)
         small["second_stage"] = stage
         small["record"]["second_stage"] = {"candidates": stage["candidates"], "margin": stage.get("margin", 0.0), "platt": stage["platt"],
-                                           "calibration": stage["calibration"], "training": stage.get("record")}
-    elif calibration is not None or candidates is not None or margin is not None:
-        option = "--calibration" if calibration is not None else "--candidates" if candidates is not None else "--margin"
+                                           "confidence": stage["confidence"], "calibration": stage["calibration"], "training": stage.get("record")}
+    elif calibration is not None or candidates is not None or margin is not None or confidence is not None:
+        option = ("--calibration" if calibration is not None else "--candidates" if candidates is not None
+                  else "--margin" if margin is not None else "--confidence")
         raise UserError(f"{ckpt}: has no second stage, which {option} is for; train one (second_stage=default or waldo-second-stage)")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(out, lambda f: torch.save(small, f))
@@ -82,10 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--candidates", type=int, help="the first stage's best spots the second stage re-ranks (default: as trained)")
     parser.add_argument("--margin", type=float, help="log-odds by which the second stage must prefer another spot to the first "
                                                      "stage's best (default: as trained)")
+    parser.add_argument("--confidence", help="what the calibration maps: share (the answer's share of the candidates' odds) "
+                                             "or score (its second-stage score); default: as trained")
     args = parser.parse_args(argv)
     record = read_record(args.record) if args.record else None
     calibration = read_record(args.calibration, "--calibration") if args.calibration else None
-    print(export(args.ckpt, args.out, record, calibration, args.candidates, args.margin))
+    print(export(args.ckpt, args.out, record, calibration, args.candidates, args.margin, args.confidence))
 
 
 def read_record(path: Path, option: str = "--record") -> dict:

@@ -25,3 +25,8 @@ def is_margin(value) -> bool:
     """Whether a value is a second stage's margin: a number of log-odds from 0 (its ranking alone) up to MAX_MARGIN.
     One rule for the settings' check (inference/rerank.py) and a model file's reader (models/checkpoint.py)."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < MAX_MARGIN
+
+
+# What a second stage's calibration maps to a confidence: each spot's own score, or its share of the candidates' odds
+# (inference/rerank.py). One list for the settings' check and a model file's reader.
+CONFIDENCES = ("score", "share")

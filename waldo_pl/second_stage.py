@@ -23,7 +23,7 @@ from waldo_pl.cli import CONF_DIR
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically
 from waldo_pl.inference.device import search_network
-from waldo_pl.inference.rerank import check_margin
+from waldo_pl.inference.rerank import check_confidence, check_margin
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_entry
 from waldo_pl.models.spot_module import SpotClassifier
@@ -42,6 +42,8 @@ def check_settings(settings) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UserError(f"second_stage.{key}={value}: must be a whole number, 1 or more")
     check_margin(f"second_stage.margin={settings.get('margin')}", settings.get("margin"))
+    if "confidence" in settings:
+        check_confidence(f"second_stage.confidence={settings['confidence']}", settings["confidence"])
 
 
 def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
@@ -73,7 +75,7 @@ def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], ste
 
 def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 3,
                        mined: int = 9, scales: Sequence[float] = (1.0, 1.25), bf16: bool = False, margin: float = 0.0,
-                       **fit) -> dict:
+                       confidence: str = "share", **fit) -> dict:
     """Mine the first stage's best `mined` spots on each page, fit, and add the second stage (re-ranking
     `candidates` spots, the first stage's best given `margin` log-odds) to each checkpoint file (written whole);
     returns its record."""
@@ -81,10 +83,10 @@ def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints:
     spots = mine_training_spots(first_net, pages, mined, scales, bf16)
     fitting = time.perf_counter()
     net = fit_second_stage(pages, spots, **fit)
-    record = {"candidates": candidates, "margin": margin, "mined": mined, "pages": len(pages), "mine_seconds": round(fitting - started, 1),
+    record = {"candidates": candidates, "margin": margin, "confidence": confidence, "mined": mined, "pages": len(pages), "mine_seconds": round(fitting - started, 1),
               "fit_seconds": round(time.perf_counter() - fitting, 1), **{k: v for k, v in fit.items() if k != "accelerator"}}
-    entry = second_stage_entry(net, candidates, UNCALIBRATED, "none: the second stage's own probability", {
-        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)}, margin)
+    entry = second_stage_entry(net, candidates, UNCALIBRATED, f"none: the {confidence} as it comes", {
+        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)}, margin, confidence)
     entry["record"] = record
     for path in checkpoints:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -149,7 +149,8 @@ def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | 
     if not second_stage or stage is None:
         return net, None
     scorer = OpenVINOSpotNetwork(_core().read_model(folder / "second.xml"), bf16)
-    return net, SecondStage(scorer, stage["candidates"], tuple(stage["platt"]), stage["calibration"], stage.get("margin", 0.0))
+    return net, SecondStage(scorer, stage["candidates"], tuple(stage["platt"]), stage["calibration"], stage.get("margin", 0.0),
+                            stage.get("confidence", "score"))
 
 
 def _prune(keep: Path) -> None:
@@ -185,7 +186,7 @@ def _convert_checkpoint(path, setting: str | None, folder: Path) -> None:
     if stage is not None:
         _save(_spot_model(stage.net), tmp / "second.xml")
         saved["second_stage"] = {"candidates": stage.candidates, "platt": list(stage.platt), "calibration": stage.calibration,
-                                 "margin": stage.margin}
+                                 "margin": stage.margin, "confidence": stage.confidence}
     (tmp / "model.json").write_text(json.dumps(saved, indent=1))
     try:
         os.replace(tmp, folder)

@@ -3,7 +3,9 @@
 The spots' order and confidence become the second stage's, except that the first stage's best spot stays the
 answer unless the second stage scores another higher by its `margin` (log-odds); each spot keeps the first stage's
 confidence as `first_stage`. The confidence is the second stage's score mapped by the calibration stored with the
-model (Platt scaling fitted on held-out pages), so that a 90% answer is right about 9 times in 10."""
+model (Platt scaling fitted on held-out pages), so that a 90% answer is right about 9 times in 10. What it maps is
+the model's `confidence`: "share" (a spot's share of the candidates' odds: its chance of being Waldo if one of them
+is, which tells right answers from wrong ones better) or, for files from before it, "score" (the spot's own score)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from waldo_pl.calibration import calibrated
 from waldo_pl.errors import UserError
 from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import Spot
-from waldo_pl.odds import is_margin
+from waldo_pl.odds import CONFIDENCES, is_margin
 
 
 class SpotNetwork:
@@ -33,6 +35,25 @@ class SecondStage:
     platt: tuple[float, float]      # confidence = sigmoid(a * score + b)
     calibration: str                # how the confidence was calibrated, said in the JSON
     margin: float = 0.0             # log-odds the first stage's best spot is given before ranking
+    confidence: str = "score"       # what the calibration maps: "score" or "share" (CONFIDENCES)
+
+
+def check_confidence(label: str, confidence) -> None:
+    if confidence not in CONFIDENCES:
+        raise UserError(f"{label}: must be one of {', '.join(CONFIDENCES)} (share: the answer's share of the candidates' odds)")
+
+
+def share_log_odds(scores: np.ndarray, candidates: int) -> np.ndarray:
+    """Each spot's log-odds against the first `candidates` spots (the others among them; for a spot past them, all
+    of them): the logit of its share of their odds, its chance of being Waldo if one of them is."""
+    scores = np.asarray(scores, dtype=np.float64)
+    head = scores[:candidates]
+    out = np.full(len(scores), np.inf)  # a lone candidate: Waldo if any is
+    for i, score in enumerate(scores):
+        others = np.delete(head, i) if i < len(head) else head
+        if len(others):
+            out[i] = score - np.logaddexp.reduce(others)
+    return out
 
 
 def check_margin(label: str, margin) -> None:
@@ -59,7 +80,7 @@ def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool =
     if not spots:
         return []
     scores = spot_scores(stage.net, page, spots, bf16)
-    confidence = calibrated(scores, stage.platt)
+    confidence = calibrated(share_log_odds(scores, stage.candidates) if stage.confidence == "share" else scores, stage.platt)
     ranked = scores[: stage.candidates].astype(np.float64)
     ranked[0] += stage.margin
     order = [*np.argsort(-ranked, kind="stable"), *range(stage.candidates, len(spots))]

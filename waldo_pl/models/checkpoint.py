@@ -17,7 +17,7 @@ from torch import nn
 from waldo_pl.errors import UserError
 from waldo_pl.models.spot_net import SpotNet
 from waldo_pl.models.tutorial_net import TutorialNet
-from waldo_pl.odds import is_margin
+from waldo_pl.odds import CONFIDENCES, is_margin
 
 # `_target_` names a file may give for its network; files written before the rename say SeedNet.
 NETWORKS: dict[str, type[nn.Module]] = {
@@ -106,27 +106,29 @@ def _built(spec: dict, weights: dict, where: str, networks: dict, default: str) 
 
 
 def second_stage_from(checkpoint: dict, where: str) -> dict | None:
-    """The second stage a file holds, {"net", "candidates", "platt", "calibration", "margin"}, or None when it has none
-    (files written before the margin re-rank with none)."""
+    """The second stage a file holds, {"net", "candidates", "platt", "calibration", "margin", "confidence"}, or None
+    when it has none (files written before the margin re-rank with none; before the confidence, calibrate the score)."""
     stage = checkpoint.get("second_stage")
     if stage is None:
         return None
     try:
         spec, weights = stage["net"], stage["state_dict"]
         candidates, platt, calibration = int(stage["candidates"]), [float(v) for v in stage["platt"]], str(stage["calibration"])
-        margin = float(stage.get("margin", 0.0))
-        if not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) != 2 or candidates < 1 or not is_margin(margin):
+        margin, confidence = float(stage.get("margin", 0.0)), stage.get("confidence", "score")
+        if (not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) != 2 or candidates < 1 or not is_margin(margin)
+                or confidence not in CONFIDENCES):
             raise ValueError
         weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UserError(f"{where}: its second_stage entry is not one this project writes; export the model again") from None
     net = _built(spec, weights, f"{where} (second stage)", SPOT_NETWORKS, "waldo_pl.models.spot_net.SpotNet")
-    return {"net": net, "candidates": candidates, "platt": tuple(platt), "calibration": calibration, "margin": margin}
+    return {"net": net, "candidates": candidates, "platt": tuple(platt), "calibration": calibration, "margin": margin,
+            "confidence": confidence}
 
 
 def second_stage_entry(net: nn.Module, candidates: int, platt: tuple[float, float], calibration: str, spec: dict,
-                       margin: float = 0.0) -> dict:
+                       margin: float = 0.0, confidence: str = "share") -> dict:
     """What a file stores for its second stage; read back by second_stage_from."""
     return {"net": dict(spec), "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
             "candidates": int(candidates), "platt": [float(v) for v in platt], "calibration": str(calibration),
-            "margin": float(margin)}
+            "margin": float(margin), "confidence": str(confidence)}
