@@ -54,7 +54,7 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
     second = OmegaConf.to_container(cfg.second_stage, resolve=True)
     assert stage.candidates == second["candidates"] and record["second_stage"]["training"]["steps"] == second["steps"]
     assert stage.margin == second["margin"] and record["second_stage"]["margin"] == second["margin"]
-    assert stage.platt != (1.0, 0.0) and "held-out" in stage.calibration
+    assert stage.platt != (1.0, 0.0) and "held-out" in stage.calibration and stage.confidence == second["confidence"]
 
 
 def test_the_bundled_model_finds_waldo_on_a_real_page():
