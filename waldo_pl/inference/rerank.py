@@ -2,10 +2,10 @@
 
 The spots' order and confidence become the second stage's, except that the first stage's best spot stays the
 answer unless the second stage scores another higher by its `margin` (log-odds); each spot keeps the first stage's
-confidence as `first_stage`. The confidence is the second stage's score mapped by the calibration stored with the
-model (Platt scaling fitted on held-out pages), so that a 90% answer is right about 9 times in 10. What it maps is
-the model's `confidence`: "share" (a spot's share of the candidates' odds: its chance of being Waldo if one of them
-is, which tells right answers from wrong ones better) or, for files from before it, "score" (the spot's own score)."""
+confidence as `first_stage`. The confidence is the calibration stored with the model (Platt scaling fitted on
+held-out pages, so that a 90% answer is right about 9 times in 10) applied to what the model's `confidence` names:
+"share", a spot's share of the candidates' odds (its chance of being Waldo if one of them is, which tells right
+answers from wrong ones better), or, for files from before it, "score", the spot's own second-stage score."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class SpotNetwork:
 class SecondStage:
     net: object                     # a SpotNetwork or a PyTorch classifier
     candidates: int                 # how many of the first stage's spots it looks at
-    platt: tuple[float, float]      # confidence = sigmoid(a * score + b)
+    platt: tuple[float, float]      # confidence = sigmoid(a * x + b), x the score or the share's log-odds
     calibration: str                # how the confidence was calibrated, said in the JSON
     margin: float = 0.0             # log-odds the first stage's best spot is given before ranking
     confidence: str = "score"       # what the calibration maps: "score" or "share" (CONFIDENCES)
