@@ -34,8 +34,7 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
     if candidates is not None and candidates < 1:
         raise UserError(f"--candidates {candidates}: must be 1 or more")
     check_margin(f"--margin {margin}", margin)
-    if confidence is not None:
-        check_confidence(f"--confidence {confidence}", confidence)
+    check_confidence(f"--confidence {confidence}", confidence)
     if calibration is not None and not all(isinstance(calibration.get(k), (int, float)) for k in ("a", "b", "pages", "hits")):
         raise UserError("--calibration: not a file written by waldo-crossval --calibrate (needs a, b, pages, hits)")
     checkpoint = read_checkpoint(ckpt, setting=None)
@@ -43,7 +42,7 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
     if not isinstance(config, dict) or not network_spec(checkpoint):
         raise UserError(f"{ckpt}: not a checkpoint written by train.py (no run config); give the last.ckpt of a train.py run")
     network_from(checkpoint, str(ckpt))  # builds only this project's networks, and the weights must fit
-    second_stage_from(checkpoint, str(ckpt))  # and its second stage, where it has one
+    read_stage = second_stage_from(checkpoint, str(ckpt))  # and its second stage, where it has one
     state = checkpoint["state_dict"]
     small = {
         "state_dict": half({k: v for k, v in state.items() if k.startswith("net.")}),
@@ -53,7 +52,7 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
     if checkpoint.get("second_stage") is not None:
         stage = dict(checkpoint["second_stage"])
         stage["state_dict"] = half(stage["state_dict"])
-        trained_as = stage.get("confidence", "score")
+        trained_as = read_stage["confidence"]  # as the file says, or what files from before it mean
         stage["confidence"] = confidence or trained_as
         if calibration is not None and calibration.get("confidence", stage["confidence"]) != stage["confidence"]:
             raise UserError(f"--calibration: fitted on the {calibration['confidence']}, but the model's confidence is its "

@@ -42,8 +42,7 @@ def check_settings(settings) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UserError(f"second_stage.{key}={value}: must be a whole number, 1 or more")
     check_margin(f"second_stage.margin={settings.get('margin')}", settings.get("margin"))
-    if "confidence" in settings:
-        check_confidence(f"second_stage.confidence={settings['confidence']}", settings["confidence"])
+    check_confidence(f"second_stage.confidence={settings.get('confidence')}", settings.get("confidence"))
 
 
 def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
@@ -83,10 +82,11 @@ def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints:
     spots = mine_training_spots(first_net, pages, mined, scales, bf16)
     fitting = time.perf_counter()
     net = fit_second_stage(pages, spots, **fit)
-    record = {"candidates": candidates, "margin": margin, "confidence": confidence, "mined": mined, "pages": len(pages), "mine_seconds": round(fitting - started, 1),
-              "fit_seconds": round(time.perf_counter() - fitting, 1), **{k: v for k, v in fit.items() if k != "accelerator"}}
+    record = {"candidates": candidates, "margin": margin, "confidence": confidence, "mined": mined, "pages": len(pages),
+              "mine_seconds": round(fitting - started, 1), "fit_seconds": round(time.perf_counter() - fitting, 1),
+              **{k: v for k, v in fit.items() if k != "accelerator"}}
     entry = second_stage_entry(net, candidates, UNCALIBRATED, f"none: the {confidence} as it comes", {
-        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)}, margin, confidence)
+        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)}, margin, confidence=confidence)
     entry["record"] = record
     for path in checkpoints:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

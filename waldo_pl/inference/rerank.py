@@ -39,7 +39,8 @@ class SecondStage:
 
 
 def check_confidence(label: str, confidence) -> None:
-    if confidence not in CONFIDENCES:
+    """A confidence names what the calibration maps (CONFIDENCES); None leaves it as it is."""
+    if confidence is not None and confidence not in CONFIDENCES:
         raise UserError(f"{label}: must be one of {', '.join(CONFIDENCES)} (share: the answer's share of the candidates' odds)")
 
 
