@@ -45,7 +45,8 @@ def crafted(tmp_path: Path, kind: str, victim: Path) -> Path:
         from waldo_pl.models.checkpoint import second_stage_entry
         from waldo_pl.models.spot_net import SpotNet
 
-        stage = second_stage_entry(SpotNet(4), 3, (1.0, 0.0), "none", {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4})
+        stage = second_stage_entry(SpotNet(4), 3, (1.0, 0.0), "none", {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4},
+                               0.0, "share")
         stage["margin"] = -5.0
         torch.save({"state_dict": weights, "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}},
                     "second_stage": stage}, path)

@@ -11,7 +11,8 @@ from waldo_pl.errors import UserError
 
 def fake_run(folder, fold, seed, hits):
     (folder / ".hydra").mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"seed": seed, "data": {"folds": 5, "fold": fold}}), folder / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"seed": seed, "data": {"folds": 5, "fold": fold}, "second_stage": {"confidence": "share"}}),
+                   folder / ".hydra" / "config.yaml")
     pages = [{"page": f"p{i}.jpg", "hit": hit, "top5_hit": True, "distance": 0 if hit else 100} for i, hit in enumerate(hits)]
     (folder / "metrics.json").write_text(json.dumps({"steps": 10, "fit_seconds": 60, "pages": pages}))
 
@@ -85,7 +86,8 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     assert abs(1 / (1 + np.exp(-(fitted["a"] * 8.1 + fitted["b"]))) - 0.5) < 0.1
 
     ckpt = tmp_path / "two.ckpt"
-    stage = second_stage_entry(SpotNet(4), 3, (1.0, 0.0), "none", {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4})
+    stage = second_stage_entry(SpotNet(4), 3, (1.0, 0.0), "none", {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4},
+                               0.0, "share")
     torch.save({"state_dict": {f"net.{k}": v for k, v in TutorialNet().state_dict().items()}, "second_stage": stage,
                 "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}}}, ckpt)
     out = export(ckpt, tmp_path / "small.pt", calibration=fitted)
@@ -160,3 +162,26 @@ def test_calibrate_also_says_how_the_fit_does_on_pages_it_never_saw(tmp_path):
     for run in ("2", "3"):  # the same two pages at two seeds: nothing is left to fit on without them
         shutil.copytree(tmp_path / run, tmp_path / "same_pages" / run)
     assert "Too few answers" in fold_table(tmp_path / "same_pages", calibrate=tmp_path / "other.json")
+
+
+def test_calibrate_names_the_number_it_was_fitted_on_and_will_not_pool_two(tmp_path):
+    """Runs whose second stage gives the share, a run from before it (its score), and the first stage alone: a fit
+    says which it maps, so that export applies it to that number only, and runs of two kinds are not fitted together."""
+    def run(folder, name: str, second_stage: dict | None) -> None:
+        (folder / name / ".hydra").mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": int(name)}, "second_stage": second_stage}),
+                       folder / name / ".hydra" / "config.yaml")
+        pages = [{"page": f"{name}{i}", "hit": i % 2, "top5_hit": 1, "distance": 0, "confidence": 0.5, "log_odds": i % 2 - 0.5}
+                 for i in range(6)]
+        (folder / name / "metrics.json").write_text(json.dumps({"steps": 1, "pages": pages}))
+
+    for folder, stages, named in (("share", [{"confidence": "share"}] * 2, "share"), ("old", [{"candidates": 3}] * 2, "score"),
+                                  ("first", [None, None], "first stage")):
+        for fold, stage in enumerate(stages):
+            run(tmp_path / folder, str(fold), stage)
+        fold_table(tmp_path / folder, calibrate=tmp_path / f"{folder}.json")
+        assert json.loads((tmp_path / f"{folder}.json").read_text())["confidence"] == named
+    run(tmp_path / "share", "2", {"candidates": 3})  # a run from before the share among the share's
+    with pytest.raises(UserError, match="confidences are made from different numbers \\(score, share\\)"):
+        fold_table(tmp_path / "share", calibrate=tmp_path / "mixed.json")
+    assert not (tmp_path / "mixed.json").exists()

@@ -258,7 +258,9 @@ def test_export_calibrates_the_confidence_the_model_gives_and_no_other(two_stage
         export(ckpt, tmp_path / "mixed.pt", calibration={**fit, "confidence": "score"})
     with pytest.raises(UserError, match="--confidence odds: must be one of score, share"):
         export(ckpt, tmp_path / "odd.pt", confidence="odds")
-    assert not any((tmp_path / name).exists() for name in ("bare.pt", "mixed.pt", "odd.pt"))
+    with pytest.raises(UserError, match="fitted on the first stage's confidence, not the second stage's"):
+        export(ckpt, tmp_path / "first.pt", calibration={**fit, "confidence": "first stage"})
+    assert not any((tmp_path / name).exists() for name in ("bare.pt", "mixed.pt", "odd.pt", "first.pt"))
 
 
 def test_a_model_file_from_before_the_share_calibrates_its_score(two_stage_run, tmp_path):

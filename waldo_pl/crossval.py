@@ -63,7 +63,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     if pooled and all("confidence" in p for p in pooled):
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
     if calibrate is not None:
-        lines += ["", write_calibration(calibrate, pooled, folder)]
+        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(scored, folder, second_stage))]
         if len(scored) > 1:
             lines += ["", cross_fitted_calibration(scored)]
     if calibrated_by is not None:
@@ -71,14 +71,32 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     return "\n".join(lines)
 
 
-def write_calibration(path: Path, pages: list[dict], folder: Path) -> str:
-    """Platt scaling fitted on the held-out answers' log-odds, written for waldo-export --calibration."""
+def calibrated_number(scored: list[tuple[Path, DictConfig | None, list[dict]]], folder: Path, second_stage: bool) -> str | None:
+    """What the held-out answers' confidences are made from, which a calibration fitted on them maps: the second
+    stage's share or score, as each run's config says (runs from before the share: the score), or the first
+    stage's own where no second stage answered; None where a run saved no config. Runs that differ are refused."""
+    numbers = set()
+    for _, cfg, _ in scored:
+        if cfg is None:
+            return None
+        stage = cfg.get("second_stage") if second_stage else None
+        numbers.add(stage.get("confidence", "score") if stage else "first stage")
+    if len(numbers) > 1:
+        raise UserError(f"{folder}: its runs' confidences are made from different numbers ({', '.join(sorted(numbers))}); "
+                        "calibrate each kind of run on its own")
+    return numbers.pop() if numbers else None
+
+
+def write_calibration(path: Path, pages: list[dict], folder: Path, confidence: str | None = None) -> str:
+    """Platt scaling fitted on the held-out answers' log-odds, written for waldo-export --calibration; `confidence`
+    (calibrated_number's) names what they were made from, so that export maps the same number with it."""
     if len({p["hit"] for p in pages}) < 2:
         raise UserError(f"{folder}: every held-out answer is {'right' if pages[0]['hit'] else 'wrong'}; calibration needs both")
     if any("log_odds" not in p for p in pages):
         raise UserError(f"{folder}: these runs' records hold no log-odds; search them again with --scales 1 1.25 to calibrate")
     a, b = fit_platt([p["log_odds"] for p in pages], [bool(p["hit"]) for p in pages])
-    record = {"method": "platt", "a": a, "b": b, "pages": len(pages), "hits": sum(p["hit"] for p in pages), "runs": str(folder)}
+    record = {"method": "platt", "a": a, "b": b, "pages": len(pages), "hits": sum(p["hit"] for p in pages), "runs": str(folder),
+              **({"confidence": confidence} if confidence else {})}
     write_text_atomically(path, json.dumps(record, indent=2) + "\n")
     calibrated_pages = [{**p, "confidence": float(calibrated([p["log_odds"]], (a, b))[0])} for p in pages]
     return "\n".join([f"Platt scaling fitted on these {len(pages)} answers (a={a:.3f}, b={b:.3f}), written to {path}; "

@@ -19,6 +19,7 @@ from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically, write_text_atomically
 from waldo_pl.inference.rerank import check_confidence, check_margin
 from waldo_pl.models.checkpoint import network_from, network_spec, read_checkpoint, second_stage_from
+from waldo_pl.odds import CONFIDENCES
 
 
 def half(weights: dict) -> dict:
@@ -54,6 +55,9 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
         stage["state_dict"] = half(stage["state_dict"])
         trained_as = read_stage["confidence"]  # as the file says, or what files from before it mean
         stage["confidence"] = confidence or trained_as
+        if calibration is not None and calibration.get("confidence", "score") not in CONFIDENCES:
+            raise UserError(f"--calibration: fitted on the {calibration['confidence']}'s confidence, not the second stage's; "
+                            "fit it on answers of both stages (waldo-crossval --calibrate without --first-stage-only)")
         if calibration is not None and calibration.get("confidence", stage["confidence"]) != stage["confidence"]:
             raise UserError(f"--calibration: fitted on the {calibration['confidence']}, but the model's confidence is its "
                             f"{stage['confidence']}; give --confidence {calibration['confidence']} or a calibration fitted on it")

@@ -86,7 +86,7 @@ def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints:
               "mine_seconds": round(fitting - started, 1), "fit_seconds": round(time.perf_counter() - fitting, 1),
               **{k: v for k, v in fit.items() if k != "accelerator"}}
     entry = second_stage_entry(net, candidates, UNCALIBRATED, f"none: the {confidence} as it comes", {
-        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)}, margin, confidence=confidence)
+        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)}, margin, confidence)
     entry["record"] = record
     for path in checkpoints:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

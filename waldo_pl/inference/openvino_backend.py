@@ -22,7 +22,8 @@ from waldo_pl.errors import UserError
 from waldo_pl.inference.heatmap import PageNetwork
 from waldo_pl.inference.rerank import SecondStage, SpotNetwork
 
-FORMAT = 1          # what a cache entry holds (the graph, its input): bump it when they change, so files are converted again
+FORMAT = 2          # what a cache entry holds (the graph, its input, the second stage's settings, every one named since 2):
+                    # bump it when they change, so files are converted again
 COMPILED_SIZES = 4  # page sizes kept compiled at once (a folder of pages of many sizes)
 KEPT_MODELS = 8     # converted checkpoints the cache keeps, the most recently used
 
@@ -149,8 +150,8 @@ def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | 
     if not second_stage or stage is None:
         return net, None
     scorer = OpenVINOSpotNetwork(_core().read_model(folder / "second.xml"), bf16)
-    return net, SecondStage(scorer, stage["candidates"], tuple(stage["platt"]), stage["calibration"], stage.get("margin", 0.0),
-                            stage.get("confidence", "score"))
+    return net, SecondStage(scorer, stage["candidates"], tuple(stage["platt"]), stage["calibration"], stage["margin"],
+                            stage["confidence"])
 
 
 def _prune(keep: Path) -> None:

@@ -127,8 +127,9 @@ def second_stage_from(checkpoint: dict, where: str) -> dict | None:
 
 
 def second_stage_entry(net: nn.Module, candidates: int, platt: tuple[float, float], calibration: str, spec: dict,
-                       margin: float = 0.0, confidence: str = "share") -> dict:
-    """What a file stores for its second stage; read back by second_stage_from."""
+                       margin: float, confidence: str) -> dict:
+    """What a file stores for its second stage (every field named: what a missing one means is second_stage_from's
+    to say); read back by second_stage_from."""
     return {"net": dict(spec), "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
             "candidates": int(candidates), "platt": [float(v) for v in platt], "calibration": str(calibration),
             "margin": float(margin), "confidence": str(confidence)}
