@@ -305,6 +305,25 @@ def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_
     assert bad.returncode == 2 and bad.stderr.startswith("error: --margin 2.0 with --first-stage-only"), bad.stderr
 
 
+def test_crossval_searches_again_with_the_confidence_made_from_either_number(two_stage_run):
+    """The same answer, its confidence from the share (as the run trained) or the score, and a calibration fitted on
+    those answers names the number it maps."""
+    from waldo_pl import crossval
+
+    run = two_stage_run / "run"
+    record, cfg = json.loads((run / "metrics.json").read_text()), crossval.run_config(run)
+    share, score = (crossval.rescored_pages(run, record, cfg, [1.0], False, None, {}, confidence=c)[0] for c in ("share", "score"))
+    assert (share["x"], share["y"]) == (score["x"], score["y"]) and share["log_odds"] != score["log_odds"]
+    assert crossval.rescored_pages(run, record, cfg, [1.0], False, None, {})[0] == share  # as it trained
+    assert crossval.calibrated_number([(run, cfg, [])], run, True) == "share"
+    assert crossval.calibrated_number([(run, cfg, [])], run, True, "score") == "score"
+    assert crossval.calibrated_number([(run, cfg, [])], run, False, "score") == "first stage"
+    for args, error in ((["--confidence", "odds"], "error: --confidence odds: must be one of score, share"),
+                        (["--confidence", "score", "--first-stage-only"], "error: --confidence score with --first-stage-only")):
+        bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), *args], cwd=REPO, capture_output=True, text=True)
+        assert bad.returncode == 2 and bad.stderr.startswith(error), bad.stderr
+
+
 def test_waldo_second_stage_retrains_it_for_a_finished_run(two_stage_run, tmp_path):
     import shutil
 

@@ -28,13 +28,13 @@ from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.device import load_for_search
-from waldo_pl.inference.rerank import check_margin
+from waldo_pl.inference.rerank import check_confidence, check_margin
 from waldo_pl.inference.search import SearchSettings, search
 
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
                second_stage: bool = True, calibrate: Path | None = None, calibrated_by: Path | None = None,
-               candidates: int | None = None, margin: float | None = None) -> str:
+               candidates: int | None = None, margin: float | None = None, confidence: str | None = None) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -45,9 +45,10 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
     for path in runs:
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
-        rescore = scales is not None or flip or not second_stage or candidates is not None or margin is not None
-        pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage, candidates, margin)
-                 if rescore else record["pages"])
+        rescore = (scales is not None or flip or not second_stage or candidates is not None or margin is not None
+                   or confidence is not None)
+        pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage, candidates, margin,
+                                confidence) if rescore else record["pages"])
         fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
         scored.append((path.parent, cfg, pages))
@@ -63,7 +64,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     if pooled and all("confidence" in p for p in pooled):
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
     if calibrate is not None:
-        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(scored, folder, second_stage))]
+        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(scored, folder, second_stage, confidence))]
         if len(scored) > 1:
             lines += ["", cross_fitted_calibration(scored)]
     if calibrated_by is not None:
@@ -71,10 +72,14 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     return "\n".join(lines)
 
 
-def calibrated_number(scored: list[tuple[Path, DictConfig | None, list[dict]]], folder: Path, second_stage: bool) -> str | None:
+def calibrated_number(scored: list[tuple[Path, DictConfig | None, list[dict]]], folder: Path, second_stage: bool,
+                      confidence: str | None = None) -> str | None:
     """What the held-out answers' confidences are made from, which a calibration fitted on them maps: the second
-    stage's share or score, as each run's config says (runs from before the share: the score), or the first
-    stage's own where no second stage answered; None where a run saved no config. Runs that differ are refused."""
+    stage's share or score, `confidence` where the pages were searched again with it, else as each run's config says
+    (runs from before the share: the score), or the first stage's own where no second stage answered; None where a
+    run saved no config. Runs that differ are refused."""
+    if confidence is not None and second_stage:
+        return confidence
     numbers = set()
     for _, cfg, _ in scored:
         if cfg is None:
@@ -159,10 +164,11 @@ def fold_and_seed(cfg: DictConfig | None) -> tuple[str, str]:
 
 def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list[float], flip: bool,
                    data_root: Path | None, pages_at: dict, second_stage: bool = True, candidates: int | None = None,
-                   margin: float | None = None) -> list[dict]:
+                   margin: float | None = None, confidence: str | None = None) -> list[dict]:
     """The run's held-out pages searched again by its last checkpoint at `scales` (and mirrored, with `flip`),
     re-ranked by its second stage unless `second_stage` is off (its best `candidates` spots with `margin`, else as it
-    trained)."""
+    trained), the confidence made from `confidence` (the stage's share or score; uncalibrated where the stage was
+    calibrated on the other one)."""
     ckpt = run / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise UserError(f"{ckpt}: missing; --scales and --flip need each run's last checkpoint")
@@ -175,6 +181,8 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
         stage = dataclasses.replace(stage, candidates=candidates)
     if stage is not None and margin is not None:
         stage = dataclasses.replace(stage, margin=margin)
+    if stage is not None and confidence not in (None, stage.confidence):  # its mapping was fitted on the other number
+        stage = dataclasses.replace(stage, confidence=confidence, platt=(1.0, 0.0))
     settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=bf16)
     results = []
     if roots not in pages_at:
@@ -245,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     stages.add_argument("--candidates", type=int, help="search the held-out pages again, the second stage re-ranking this many spots")
     parser.add_argument("--margin", type=float, help="search the held-out pages again, the second stage moving the answer off the "
                                                      "first stage's best spot only when surer of another by this many log-odds")
+    parser.add_argument("--confidence", help="search the held-out pages again, the confidence made from this number: share "
+                                             "(the answer's share of the candidates' odds) or score (its second-stage score)")
     calibration = parser.add_mutually_exclusive_group()
     calibration.add_argument("--calibrate", type=Path, metavar="OUT.json",
                              help="fit Platt scaling of the confidence on the held-out answers, for waldo-export --calibration")
@@ -258,8 +268,11 @@ def main(argv: list[str] | None = None) -> None:
     check_margin(f"--margin {args.margin}", args.margin)
     if args.first_stage_only and args.margin is not None:
         raise UserError(f"--margin {args.margin} with --first-stage-only: the margin is the second stage's; give one of them")
+    check_confidence(f"--confidence {args.confidence}", args.confidence)
+    if args.first_stage_only and args.confidence is not None:
+        raise UserError(f"--confidence {args.confidence} with --first-stage-only: it is the second stage's; give one of them")
     print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate,
-                     args.calibrated_by, args.candidates, args.margin))
+                     args.calibrated_by, args.candidates, args.margin, args.confidence))
 
 
 if __name__ == "__main__":
