@@ -11,8 +11,7 @@ from waldo_pl.errors import UserError
 
 def fake_run(folder, fold, seed, hits):
     (folder / ".hydra").mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"seed": seed, "data": {"folds": 5, "fold": fold}, "second_stage": {"confidence": "share"}}),
-                   folder / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"seed": seed, "data": {"folds": 5, "fold": fold}}), folder / ".hydra" / "config.yaml")
     pages = [{"page": f"p{i}.jpg", "hit": hit, "top5_hit": True, "distance": 0 if hit else 100} for i, hit in enumerate(hits)]
     (folder / "metrics.json").write_text(json.dumps({"steps": 10, "fit_seconds": 60, "pages": pages}))
 
@@ -165,23 +164,23 @@ def test_calibrate_also_says_how_the_fit_does_on_pages_it_never_saw(tmp_path):
 
 
 def test_calibrate_names_the_number_it_was_fitted_on_and_will_not_pool_two(tmp_path):
-    """Runs whose second stage gives the share, a run from before it (its score), and the first stage alone: a fit
-    says which it maps, so that export applies it to that number only, and runs of two kinds are not fitted together."""
-    def run(folder, name: str, second_stage: dict | None) -> None:
+    """Answers whose confidence is the share, the score, or the first stage's own (as the search recorded it): a fit
+    says which it maps, so that export applies it to that number only, and answers of two kinds are not fitted together."""
+    def run(folder, name: str, confidence_of: str | None) -> None:
         (folder / name / ".hydra").mkdir(parents=True)
-        OmegaConf.save(OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": int(name)}, "second_stage": second_stage}),
-                       folder / name / ".hydra" / "config.yaml")
-        pages = [{"page": f"{name}{i}", "hit": i % 2, "top5_hit": 1, "distance": 0, "confidence": 0.5, "log_odds": i % 2 - 0.5}
-                 for i in range(6)]
+        OmegaConf.save(OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": int(name)}}), folder / name / ".hydra" / "config.yaml")
+        pages = [{"page": f"{name}{i}", "hit": i % 2, "top5_hit": 1, "distance": 0, "confidence": 0.5, "log_odds": i % 2 - 0.5,
+                  **({"confidence_of": confidence_of} if confidence_of else {})} for i in range(6)]
         (folder / name / "metrics.json").write_text(json.dumps({"steps": 1, "pages": pages}))
 
-    for folder, stages, named in (("share", [{"confidence": "share"}] * 2, "share"), ("old", [{"candidates": 3}] * 2, "score"),
-                                  ("first", [None, None], "first stage")):
-        for fold, stage in enumerate(stages):
-            run(tmp_path / folder, str(fold), stage)
-        fold_table(tmp_path / folder, calibrate=tmp_path / f"{folder}.json")
-        assert json.loads((tmp_path / f"{folder}.json").read_text())["confidence"] == named
-    run(tmp_path / "share", "2", {"candidates": 3})  # a run from before the share among the share's
-    with pytest.raises(UserError, match="confidences are made from different numbers \\(score, share\\)"):
-        fold_table(tmp_path / "share", calibrate=tmp_path / "mixed.json")
+    for number in ("share", "score", "first stage", None):
+        for fold in ("0", "1"):
+            run(tmp_path / str(number), fold, number)
+        fold_table(tmp_path / str(number), calibrate=tmp_path / f"{number}.json")
+        assert json.loads((tmp_path / f"{number}.json").read_text()).get("confidence") == number
+    run(tmp_path / "share", "2", "score")  # a run whose answers were made from the score among the share's
+    run(tmp_path / "None", "2", "share")  # a record from before the field among ones that name it
+    for folder, named in (("share", "score, share"), ("None", "not recorded, share")):
+        with pytest.raises(UserError, match=f"confidences are made from different numbers \\({named}\\)"):
+            fold_table(tmp_path / folder, calibrate=tmp_path / "mixed.json")
     assert not (tmp_path / "mixed.json").exists()

@@ -315,9 +315,9 @@ def test_crossval_searches_again_with_the_confidence_made_from_either_number(two
     share, score = (crossval.rescored_pages(run, record, cfg, [1.0], False, None, {}, confidence=c)[0] for c in ("share", "score"))
     assert (share["x"], share["y"]) == (score["x"], score["y"]) and share["log_odds"] != score["log_odds"]
     assert crossval.rescored_pages(run, record, cfg, [1.0], False, None, {})[0] == share  # as it trained
-    assert crossval.calibrated_number([(run, cfg, [])], run, True) == "share"
-    assert crossval.calibrated_number([(run, cfg, [])], run, True, "score") == "score"
-    assert crossval.calibrated_number([(run, cfg, [])], run, False, "score") == "first stage"
+    first = crossval.rescored_pages(run, record, cfg, [1.0], False, None, {}, second_stage=False)[0]
+    assert [p["confidence_of"] for p in (share, score, first)] == ["share", "score", "first stage"]
+    assert record["pages"][0]["confidence_of"] == "share"  # the training's own validation records it too
     for args, error in ((["--confidence", "odds"], "error: --confidence odds: must be one of score, share"),
                         (["--confidence", "score", "--first-stage-only"], "error: --confidence score with --first-stage-only")):
         bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), *args], cwd=REPO, capture_output=True, text=True)

@@ -28,7 +28,7 @@ from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.device import load_for_search
-from waldo_pl.inference.rerank import check_confidence, check_margin
+from waldo_pl.inference.rerank import check_confidence, check_margin, confidence_of
 from waldo_pl.inference.search import SearchSettings, search
 
 
@@ -64,7 +64,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     if pooled and all("confidence" in p for p in pooled):
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
     if calibrate is not None:
-        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(scored, folder, second_stage, confidence))]
+        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder))]
         if len(scored) > 1:
             lines += ["", cross_fitted_calibration(scored)]
     if calibrated_by is not None:
@@ -72,23 +72,15 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     return "\n".join(lines)
 
 
-def calibrated_number(scored: list[tuple[Path, DictConfig | None, list[dict]]], folder: Path, second_stage: bool,
-                      confidence: str | None = None) -> str | None:
-    """What the held-out answers' confidences are made from, which a calibration fitted on them maps: the second
-    stage's share or score, `confidence` where the pages were searched again with it, else as each run's config says
-    (runs from before the share: the score), or the first stage's own where no second stage answered; None where a
-    run saved no config. Runs that differ are refused."""
-    if confidence is not None and second_stage:
-        return confidence
-    numbers = set()
-    for _, cfg, _ in scored:
-        if cfg is None:
-            return None
-        stage = cfg.get("second_stage") if second_stage else None
-        numbers.add(stage.get("confidence", "score") if stage else "first stage")
+def calibrated_number(pages: list[dict], folder: Path) -> str | None:
+    """What the held-out answers' confidences are made from, as the search that gave them recorded (confidence_of:
+    the second stage's share or score, or the first stage's own), which a calibration fitted on them maps; None for
+    records from before the field. Answers made from different numbers are refused."""
+    numbers = {p.get("confidence_of") for p in pages}
     if len(numbers) > 1:
-        raise UserError(f"{folder}: its runs' confidences are made from different numbers ({', '.join(sorted(numbers))}); "
-                        "calibrate each kind of run on its own")
+        named = sorted(str(n) if n else "not recorded" for n in numbers)
+        raise UserError(f"{folder}: its runs' confidences are made from different numbers ({', '.join(named)}); "
+                        "calibrate each kind of run on its own, or search them again alike (--scales 1 1.25 --confidence share)")
     return numbers.pop() if numbers else None
 
 
@@ -189,7 +181,7 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
         pages_at[roots] = load_collections(list(roots))
     for page in (p for p in pages_at[roots] if p.name in held_out):
         _, spots = search(net, page.image, settings, stage)
-        results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes)})
+        results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes), "confidence_of": confidence_of(stage)})
     order = [p["page"] for p in record["pages"]]
     return sorted(results, key=lambda p: order.index(p["page"]))
 

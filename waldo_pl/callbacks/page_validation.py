@@ -13,6 +13,7 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 
 from waldo_pl.data.page import boxes_to_mask
 from waldo_pl.inference.answer import page_outcome
+from waldo_pl.inference.rerank import confidence_of
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.module import as_rgb, tensorboard
 from waldo_pl.models.outputs import probability, two_class_logits
@@ -45,7 +46,7 @@ class PageValidation(L.Callback):
         module.log("val/hit_rate", float(outcome["hit"]), batch_size=1, prog_bar=True, sync_dist=True)
         module.log("val/top5_hit_rate", float(outcome["top5_hit"]), batch_size=1, sync_dist=True)
         module.log("val/distance", outcome["distance"], batch_size=1, sync_dist=True)
-        self.page_results.append({"page": batch["name"], **outcome})
+        self.page_results.append({"page": batch["name"], **outcome, "confidence_of": confidence_of(self.second_stage)})
         if self.pictures:
             draw_page(trainer, module.global_step, batch["name"], page, log_odds, spots[0].box, boxes)
 

@@ -44,6 +44,11 @@ def check_confidence(label: str, confidence) -> None:
         raise UserError(f"{label}: must be one of {', '.join(CONFIDENCES)} (share: the answer's share of the candidates' odds)")
 
 
+def confidence_of(stage: SecondStage | None) -> str:
+    """What an answer's confidence is made from: the stage's share or score, or the first stage's own where none re-ranked."""
+    return "first stage" if stage is None else stage.confidence
+
+
 def share_log_odds(scores: np.ndarray, candidates: int) -> np.ndarray:
     """Each spot's log-odds against the first `candidates` spots (the others among them; for a spot past them, all
     of them): the logit of its share of their odds, its chance of being Waldo if one of them is."""
