@@ -5,7 +5,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from waldo_pl.crossval import fold_table
+from waldo_pl.crossval import fold_table, write_calibration
 from waldo_pl.errors import UserError
 
 
@@ -83,6 +83,10 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     fitted = json.loads((tmp_path / "calibration.json").read_text())
     assert fitted["pages"] == 20 and fitted["hits"] == 10 and "in-sample" in table
     assert abs(1 / (1 + np.exp(-(fitted["a"] * 8.1 + fitted["b"]))) - 0.5) < 0.1
+    assert "search" not in fitted  # answers as each run validated: their search is the run's, not said here
+    searched_again = {"scales": [1.0, 1.25], "flip": True}  # what --scales 1 1.25 --flip gives it to write
+    write_calibration(tmp_path / "flipped.json", record["pages"], tmp_path / "runs", "share", searched_again)
+    assert json.loads((tmp_path / "flipped.json").read_text())["search"] == searched_again
 
     ckpt = tmp_path / "two.ckpt"
     stage = second_stage_entry(SpotNet(4), 3, (1.0, 0.0), "none", {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4},

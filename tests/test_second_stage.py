@@ -260,7 +260,12 @@ def test_export_calibrates_the_confidence_the_model_gives_and_no_other(two_stage
         export(ckpt, tmp_path / "odd.pt", confidence="odds")
     with pytest.raises(UserError, match="fitted on the first stage's confidence, not the second stage's"):
         export(ckpt, tmp_path / "first.pt", calibration={**fit, "confidence": "first stage"})
-    assert not any((tmp_path / name).exists() for name in ("bare.pt", "mixed.pt", "odd.pt", "first.pt"))
+    # how the calibration's pages were searched goes into the record; a garbled search is refused
+    flipped = export(ckpt, tmp_path / "flip.pt", calibration={**fit, "confidence": "share", "search": {"scales": [1, 1.25], "flip": True}})
+    assert load_second_stage(read_checkpoint(flipped), str(flipped)).calibration.endswith("searched at scales 1, 1.25 and mirrored")
+    with pytest.raises(UserError, match="--calibration: its search is not one waldo-crossval --calibrate writes"):
+        export(ckpt, tmp_path / "garbled.pt", calibration={**fit, "confidence": "share", "search": {"scales": [1], "flip": "yes"}})
+    assert not any((tmp_path / name).exists() for name in ("bare.pt", "mixed.pt", "odd.pt", "first.pt", "garbled.pt"))
 
 
 def test_a_model_file_from_before_the_share_calibrates_its_score(two_stage_run, tmp_path):

@@ -64,7 +64,8 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     if pooled and all("confidence" in p for p in pooled):
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
     if calibrate is not None:
-        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder))]
+        searched = {"scales": list(scales or [1.0]), "flip": flip} if rescore else None  # else as each run validated
+        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched)]
         if len(scored) > 1:
             lines += ["", cross_fitted_calibration(scored)]
     if calibrated_by is not None:
@@ -84,16 +85,18 @@ def calibrated_number(pages: list[dict], folder: Path) -> str | None:
     return numbers.pop() if numbers else None
 
 
-def write_calibration(path: Path, pages: list[dict], folder: Path, confidence: str | None = None) -> str:
+def write_calibration(path: Path, pages: list[dict], folder: Path, confidence: str | None = None,
+                      searched: dict | None = None) -> str:
     """Platt scaling fitted on the held-out answers' log-odds, written for waldo-export --calibration; `confidence`
-    (calibrated_number's) names what they were made from, so that export maps the same number with it."""
+    (calibrated_number's) names what they were made from, so that export maps the same number with it, and
+    `searched` how the pages were searched (scales, flip), which the model's record then says."""
     if len({p["hit"] for p in pages}) < 2:
         raise UserError(f"{folder}: every held-out answer is {'right' if pages[0]['hit'] else 'wrong'}; calibration needs both")
     if any("log_odds" not in p for p in pages):
         raise UserError(f"{folder}: these runs' records hold no log-odds; search them again with --scales 1 1.25 to calibrate")
     a, b = fit_platt([p["log_odds"] for p in pages], [bool(p["hit"]) for p in pages])
     record = {"method": "platt", "a": a, "b": b, "pages": len(pages), "hits": sum(p["hit"] for p in pages), "runs": str(folder),
-              **({"confidence": confidence} if confidence else {})}
+              **({"confidence": confidence} if confidence else {}), **({"search": searched} if searched else {})}
     write_text_atomically(path, json.dumps(record, indent=2) + "\n")
     calibrated_pages = [{**p, "confidence": float(calibrated([p["log_odds"]], (a, b))[0])} for p in pages]
     return "\n".join([f"Platt scaling fitted on these {len(pages)} answers (a={a:.3f}, b={b:.3f}), written to {path}; "

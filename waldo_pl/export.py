@@ -26,6 +26,20 @@ def half(weights: dict) -> dict:
     return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
 
 
+def searched_as(calibration: dict) -> str:
+    """How the calibration's pages were searched, in words for the model's record ('' where it does not say)."""
+    searched = calibration.get("search")
+    if searched is None:
+        return ""
+    try:
+        scales, flip = [float(s) for s in searched["scales"]], searched["flip"]
+    except (TypeError, KeyError, ValueError):
+        scales, flip = [], None
+    if not scales or not isinstance(flip, bool):
+        raise UserError("--calibration: its search is not one waldo-crossval --calibrate writes (needs scales and flip)")
+    return f", searched at scales {', '.join(f'{s:g}' for s in scales)}{' and mirrored' if flip else ''}"
+
+
 def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict | None = None,
            candidates: int | None = None, margin: float | None = None, confidence: str | None = None) -> Path:
     """A small model file from a train.py checkpoint; `calibration` (from waldo-crossval --calibrate) maps the
@@ -71,7 +85,7 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
             stage["platt"] = [a * a0, a * b0 + b]
             what = "the answer's share of the candidates' odds" if stage["confidence"] == "share" else "the second stage's score"
             stage["calibration"] = (f"Platt scaling of {what}, fitted on {calibration['pages']} held-out answers "
-                                    f"({calibration['hits']} right) of the runs in {calibration['runs']}")
+                                    f"({calibration['hits']} right) of the runs in {calibration['runs']}{searched_as(calibration)}")
         if candidates is not None:
             stage["candidates"] = candidates
         if margin is not None:
