@@ -5,7 +5,8 @@ whole process (start-up, imports, reading, search, outputs), so ratios, not seco
 
     python bench/predict_speed.py [--page ../shared/data/waldo/images/8.jpg] [--repeat 3] [--folder DIR ...] [--before CHECKOUT ...]
 
---folder also runs predict.py once over every page of each folder (or of its images/), and reports pages a second;
+--folder also runs predict.py over every page of each folder (or of its images/), once at the defaults and once
+with flip=false, and reports pages a second;
 --before times the predict.py of other checkouts too (git worktree add /tmp/before REV).
 The page is resized to 2800x1760, the tutorial's page size. OpenVINO is optional (pip install openvino).
 """
@@ -80,16 +81,19 @@ def main():
     for checkout in args.before:
         before = [python, str(checkout / "predict.py"), f"img={page}", f"output_dir={work / 'before'}"]
         rows += [(f"{checkout.name}/predict.py, defaults", before), (f"{checkout.name}/predict.py scales=[1.0]", [*before, "scales=[1.0]"])]
+    fastest = ["scales=[1.0]", "flip=false"]
     rows += [("predict.py backend=torch, defaults", [*predict, "backend=torch"]),
-             ("predict.py backend=torch scales=[1.0]", [*predict, "backend=torch", "scales=[1.0]"]),
-             ("predict.py, defaults (scales 1 and 1.25)", predict), ("predict.py scales=[1.0]", [*predict, "scales=[1.0]"])]
+             ("predict.py backend=torch scales=[1.0] flip=false", [*predict, "backend=torch", *fastest]),
+             ("predict.py, defaults (scales 1 and 1.25, mirrored)", predict),
+             ("predict.py flip=false", [*predict, "flip=false"]),
+             ("predict.py scales=[1.0] flip=false", [*predict, *fastest])]
     # predict.py converts a model to OpenVINO on its first run and caches it (~/.cache/waldo_pl, $WALDO_PL_CACHE);
     # that first run is timed on its own, in a fresh cache, and the rows below load the cached model
     os.environ["WALDO_PL_CACHE"] = str(work / "cache")
     start = time.perf_counter()
-    subprocess.run([*predict, "scales=[1.0]"], cwd=REPO, check=True, capture_output=True)
+    subprocess.run([*predict, *fastest], cwd=REPO, check=True, capture_output=True)
     first = time.perf_counter() - start
-    times = {"predict.py scales=[1.0], first run (converts the model)": first}
+    times = {"predict.py scales=[1.0] flip=false, first run (converts the model)": first}
     for _ in range(args.repeat):  # round by round, so that a slow spell of the machine hits every row alike
         for label, command in rows:
             times[label] = min(times.get(label, float("inf")), timed(command))
@@ -103,11 +107,14 @@ def main():
         folder = folder / "images" if (folder / "images").is_dir() else folder
         pages = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
         start = time.perf_counter()
-        subprocess.run([python, "predict.py", f"img={folder}", f"output_dir={work / folder.name}"], cwd=REPO, check=True, capture_output=True)
-        seconds = time.perf_counter() - start
         megapixels = sum(np.prod(Image.open(p).size) for p in pages) / 1e6
-        print(f"predict.py over {folder} ({len(pages)} pages, {megapixels:.0f} Mpx): {seconds:.1f} s, "
-              f"{len(pages) / seconds:.2f} pages/s, {megapixels / seconds:.2f} Mpx/s")
+        for settings in ([], ["flip=false"]):
+            start = time.perf_counter()
+            subprocess.run([python, "predict.py", f"img={folder}", f"output_dir={work / folder.name}", *settings], cwd=REPO,
+                           check=True, capture_output=True)
+            seconds = time.perf_counter() - start
+            print(f"predict.py {' '.join(settings) or '(defaults)'} over {folder} ({len(pages)} pages, {megapixels:.0f} Mpx): "
+                  f"{seconds:.1f} s, {len(pages) / seconds:.2f} pages/s, {megapixels / seconds:.2f} Mpx/s")
 
 
 if __name__ == "__main__":

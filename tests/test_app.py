@@ -42,6 +42,29 @@ def test_find_answers_a_page_and_says_what_is_wrong_with_a_bad_one(tmp_path):
     assert thin[0] is None and thin[3].startswith("error: thin.png") and "16 px" in thin[3]
 
 
+class CountingFinder(RedFinder):
+    """RedFinder that counts the images it is shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.images = 0
+
+    def forward(self, x):
+        self.images += len(x)
+        return super().forward(x)
+
+
+def test_find_searches_the_mirrored_page_too_unless_told_not_to(tmp_path):
+    good = page_file(tmp_path, "good.png", (200, 60, 214, 80))
+    counts = {}
+    for flip in (False, True):
+        net = CountingFinder()
+        answer = find(net, str(good), ["1.0", "1.25"], 3, flip)[3]
+        assert "Waldo at" in answer
+        counts[flip] = net.images
+    assert counts[False] == 2 and counts[True] == 4  # a pass a scale, and a mirrored one a scale with flip
+
+
 @pytest.mark.parametrize("args, message", [(["--ckpt", "/no/such.pt"], "--ckpt=/no/such.pt: no such checkpoint"),
                                            (["--pages", "/no/such/folder"], "--pages /no/such/folder: no such folder")])
 def test_waldo_app_refuses_a_bad_option_in_one_line(args, message):

@@ -18,9 +18,9 @@ from waldo_pl.cli import CONF_DIR
 from waldo_pl.data.datamodule import WaldoDataModule
 from waldo_pl.data.formats import read_labels
 from waldo_pl.errors import UserError
-from waldo_pl.export import export
+from waldo_pl.export import export, searched_as
 from waldo_pl.inference.answer import distance_to_boxes
-from waldo_pl.inference.predict import answer_page
+from waldo_pl.inference.predict import PredictConfig, answer_page
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.inference.rerank import load_second_stage
 from waldo_pl.models.checkpoint import load_network, read_checkpoint
@@ -55,6 +55,9 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
     assert stage.candidates == second["candidates"] and record["second_stage"]["training"]["steps"] == second["steps"]
     assert stage.margin == second["margin"] and record["second_stage"]["margin"] == second["margin"]
     assert stage.platt != (1.0, 0.0) and "held-out" in stage.calibration and stage.confidence == second["confidence"]
+    # calibrated on answers searched as predict.py searches by default: a confidence fitted on another search means less
+    search = PredictConfig()
+    assert stage.calibration.endswith(searched_as({"search": {"scales": search.scales, "flip": search.flip}}))
 
 
 def test_the_bundled_model_finds_waldo_on_a_real_page():

@@ -32,10 +32,11 @@ MAX_PIXELS = 100_000_000  # a page over this is refused before it is decoded: a 
 SCALE_CHOICES = ["1.0", "1.25", "1.5", "2.0"]
 
 
-def find(net, path: str | None, scales: list[str], candidates: int, bf16: bool = False,
+def find(net, path: str | None, scales: list[str], candidates: int, flip: bool = True, bf16: bool = False,
          max_pixels: int = MAX_PIXELS, stage: SecondStage | None = None) -> tuple:
-    """One page through the search: (result picture, candidate gallery, heatmap overlay, answer text).
-    A page that cannot be searched gives no pictures and the reason, starting with 'error:'."""
+    """One page through the search: (result picture, candidate gallery, heatmap overlay, answer text), the page
+    searched at `scales` and, with `flip`, mirrored too (predict.py's defaults). A page that cannot be searched
+    gives no pictures and the reason, starting with 'error:'."""
     if not path:
         return None, [], None, "Drop a page above, or pick one."
     name = Path(path).name
@@ -47,7 +48,8 @@ def find(net, path: str | None, scales: list[str], candidates: int, bf16: bool =
         if width * height > max_pixels:
             raise UserError(f"the page is {width}x{height} px, over this app's {max_pixels // 1_000_000} Mpx; "
                             "shrink it, or use predict.py, which tiles huge pages")
-        settings = SearchSettings(scales=tuple(float(s) for s in scales or ["1.0"]), candidates=int(candidates), bf16=bf16)
+        settings = SearchSettings(scales=tuple(float(s) for s in scales or ["1.0"]), candidates=int(candidates),
+                                  flip=bool(flip), bf16=bf16)
         start = time.perf_counter()
         page = read_image(path)
         log_odds, spots = search(net, page, settings, stage)
@@ -90,6 +92,8 @@ def build_app(net, pages: list[str] = (), bf16: bool = False, title: str = "Find
                 chosen = gr.Dropdown(choices=[(Path(p).name, p) for p in pages], value=None, label="or one of the pages",
                                      visible=bool(pages), elem_id="page-choice")
                 scales = gr.CheckboxGroup(SCALE_CHOICES, value=["1.0", "1.25"], label="scales searched (more: slower, finds smaller Waldos)")
+                flip = gr.Checkbox(value=True, label="search the mirrored page too (finds more Waldos in photos; twice the time)",
+                                   elem_id="flip")
                 candidates = gr.Slider(0, 8, value=4, step=1, label="candidates shown after the answer")
                 button = gr.Button("Find Waldo", variant="primary", elem_id="find")
             with gr.Column(scale=3):
@@ -98,11 +102,12 @@ def build_app(net, pages: list[str] = (), bf16: bool = False, title: str = "Find
                 gallery = gr.Gallery(label="Next best candidates", columns=4, height=300, elem_id="candidates")
                 overlay = gr.Image(label="Heatmap over the page", type="numpy", format="jpeg", elem_id="overlay")
         outputs = [result, gallery, overlay, answer]
-        search_page = lambda path, s, c: find(net, path, s, c, bf16, stage=stage)
-        upload.upload(search_page, [upload, scales, candidates], outputs)
+        search_page = lambda path, s, c, f: find(net, path, s, c, f, bf16, stage=stage)
+        settings = [scales, candidates, flip]
+        upload.upload(search_page, [upload, *settings], outputs)
         upload.clear(lambda: find(net, None, [], 0), None, outputs)
-        chosen.change(search_page, [chosen, scales, candidates], outputs)
-        button.click(lambda up, pick, s, c: search_page(up or pick, s, c), [upload, chosen, scales, candidates], outputs)
+        chosen.change(search_page, [chosen, *settings], outputs)
+        button.click(lambda up, pick, s, c, f: search_page(up or pick, s, c, f), [upload, chosen, *settings], outputs)
     return app
 
 

@@ -44,7 +44,7 @@ class PredictConfig:
     backend: str = "auto"              # auto (OpenVINO on a CPU where it is installed) | torch | openvino
     threshold: float = 0.8
     scales: List[float] = dataclasses.field(default_factory=lambda: [1.0, 1.25])
-    flip: bool = False
+    flip: bool = True                  # also the mirrored page; False: about twice as fast
     candidates: int = 4
     tile: int = 1024
     batch_size: int = 4
