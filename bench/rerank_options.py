@@ -29,8 +29,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from scipy.special import expit
 
-from waldo_pl.calibration import fit_platt
-from waldo_pl.crossval import cross_fitted_calibration, run_config
+from waldo_pl.crossval import cross_fitted_calibration, run_config, write_calibration
 from waldo_pl.data.formats import load_collections
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
@@ -188,13 +187,10 @@ def main():
                        for i, p in enumerate(pooled)]
             runs = [(None, None, [a for a in answers if a["group"] == group]) for group in range(len(args.scores))]
             print(f"\n{name}, Platt-scaled. {cross_fitted_calibration(runs)}")
-    if args.calibrate:  # for waldo-export --confidence share --calibration
-        hits = [bool(p["hit"][answer(p)]) for p in pooled]
-        a, b = fit_platt([share(p) for p in pooled], hits)
+    if args.calibrate:  # for waldo-export --confidence share --calibration, written as waldo-crossval --calibrate writes it
+        answers = [{"hit": bool(p["hit"][answer(p)]), "log_odds": share(p)} for p in pooled]
         runs = ", ".join(str(path) for path in args.scores or args.runs)
-        args.calibrate.write_text(json.dumps({"method": "platt", "confidence": "share", "a": a, "b": b, "pages": len(pooled),
-                                              "hits": sum(hits), "runs": runs}, indent=2) + "\n")
-        print(f"\nPlatt scaling of the share fitted on all {len(pooled)} answers (a={a:.3f}, b={b:.3f}): {args.calibrate}")
+        print("\nThe share, " + write_calibration(args.calibrate, answers, runs, "share"))
 
 
 def score_of_answer(page: dict) -> float:
