@@ -104,7 +104,10 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     assert "Mean confidence of hits" in table
     # the last checkpoint searches the held-out pages again, as predict.py would, and finds the same
     assert rows(fold_table(tmp_path, scales=[1.0], data_root=learnable_pages))[2:] == rows(table)[2:]
-    assert "2/2" in rows(fold_table(tmp_path, data_root=learnable_pages, flip=True))[-1]
+    assert "2/2" in rows(fold_table(tmp_path, data_root=learnable_pages, flip=True, keep=tmp_path / "answers.json"))[-1]
+    kept = json.loads((tmp_path / "answers.json").read_text())  # the answers searched again, to study without searching
+    assert [(p["page"], p["hit"], p["run"]) for p in kept] == [("p6.png", 1, "run"), ("p7.png", 1, "run")]
+    assert all(p["first_stage_log_odds"] >= p["log_odds"] - 1e-3 for p in kept)  # no second stage: the same number, unrounded
     with pytest.raises(UserError, match="no such folder"):
         fold_table(tmp_path, scales=[1.0, 2.0], data_root=tmp_path / "nowhere")
 

@@ -34,7 +34,8 @@ from waldo_pl.inference.search import SearchSettings, search
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
                second_stage: bool = True, calibrate: Path | None = None, calibrated_by: Path | None = None,
-               candidates: int | None = None, margin: float | None = None, confidence: str | None = None) -> str:
+               candidates: int | None = None, margin: float | None = None, confidence: str | None = None,
+               keep: Path | None = None) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -63,6 +64,10 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     lines += collection_rows(scored, data_root)
     if pooled and all("confidence" in p for p in pooled):
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
+    if keep is not None:  # every held-out answer, its run and fold named, to study without searching again
+        kept = [{**page, "run": str(run.relative_to(folder)), **dict(zip(("fold", "seed"), fold_and_seed(cfg)))}
+                for run, cfg, pages in scored for page in pages]
+        write_text_atomically(keep, json.dumps(kept, indent=1) + "\n")
     if calibrate is not None:
         searched = {"scales": list(scales or [1.0]), "flip": flip} if rescore else None  # else as each run validated
         lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched)]
@@ -255,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
                              help="fit Platt scaling of the confidence on the held-out answers, for waldo-export --calibration")
     calibration.add_argument("--calibrated-by", type=Path, metavar="CALIBRATION.json",
                              help="the held-out answers' reliability table under a calibration fitted on other runs (--calibrate's file)")
+    parser.add_argument("--keep", type=Path, metavar="ANSWERS.json", help="write every held-out answer here (JSON), its run named")
     args = parser.parse_args(argv)
     if args.scales and min(args.scales) <= 0:
         raise UserError(f"--scales {args.scales}: every scale must be positive")
@@ -267,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.first_stage_only and args.confidence is not None:
         raise UserError(f"--confidence {args.confidence} with --first-stage-only: it is the second stage's; give one of them")
     print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate,
-                     args.calibrated_by, args.candidates, args.margin, args.confidence))
+                     args.calibrated_by, args.candidates, args.margin, args.confidence, args.keep))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ class Spot:
     confidence: float
     box: tuple[int, int, int, int] | None  # x1, y1, x2, y2, max exclusive
     first_stage: float | None = None  # the first stage's confidence, once the second stage has re-ranked the spot
+    log_odds: float | None = None     # the first stage's log-odds there (its confidence unrounded, where that says 100%)
 
     def as_dict(self) -> dict:
         found = {"x": self.x, "y": self.y, "confidence": self.confidence, "box": list(self.box) if self.box else None}
@@ -92,7 +93,7 @@ def find_spots(log_odds: np.ndarray, threshold: float = 0.8, count: int = 5, min
         if spots and work[y, x] == -np.inf:
             break
         box = region_box(log_odds, y, x, level)
-        spots.append(Spot(int(x), int(y), float(probability(log_odds[y, x])), box))
+        spots.append(Spot(int(x), int(y), float(probability(log_odds[y, x])), box, log_odds=float(log_odds[y, x])))
         x1, y1, x2, y2 = box or (x, y, x + 1, y + 1)
         work[max(0, min(y1, y - min_distance)) : max(y2, y + min_distance), max(0, min(x1, x - min_distance)) : max(x2, x + min_distance)] = -np.inf
     return spots
@@ -100,9 +101,11 @@ def find_spots(log_odds: np.ndarray, threshold: float = 0.8, count: int = 5, min
 
 def page_outcome(spots: list[Spot], boxes: np.ndarray) -> dict:
     """How the answer on one labelled page went: hit (the best spot in a box), top-5 hit, distance, the spot, and its
-    confidence also as log-odds (unrounded where the confidence rounds to 100%), for calibration."""
+    confidence also as log-odds (unrounded where the confidence rounds to 100%), for calibration, with the first
+    stage's log-odds there."""
     distances = [distance_to_boxes(s.x, s.y, boxes) for s in spots[:5]]
     confidence = min(max(spots[0].confidence, 1e-12), 1 - 1e-12)
+    first_stage = {} if spots[0].log_odds is None else {"first_stage_log_odds": round(spots[0].log_odds, 3)}
     return {"hit": int(distances[0] == 0), "top5_hit": int(min(distances) == 0), "distance": round(distances[0], 1),
             "x": spots[0].x, "y": spots[0].y, "confidence": round(spots[0].confidence, 4),
-            "log_odds": round(float(logit(confidence)), 3)}
+            "log_odds": round(float(logit(confidence)), 3), **first_stage}
