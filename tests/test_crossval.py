@@ -188,3 +188,35 @@ def test_calibrate_names_the_number_it_was_fitted_on_and_will_not_pool_two(tmp_p
         with pytest.raises(UserError, match=f"confidences are made from different numbers \\({named}\\)"):
             fold_table(tmp_path / folder, calibrate=tmp_path / "mixed.json")
     assert not (tmp_path / "mixed.json").exists()
+
+
+def test_calibrate_with_first_stage_weighs_the_first_stages_log_odds_too(tmp_path):
+    """Answers whose own log-odds say nothing (the same on every page) but whose first-stage log-odds tell hits from
+    misses: the share alone calibrates every answer alike, the fit with the first stage tells them apart, out of
+    sample too; export stores its third number, and a calibration that weighs it needs answers that record it."""
+    import re
+
+    import numpy as np
+
+    for fold in (0, 1):
+        (tmp_path / str(fold) / ".hydra").mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": fold}}), tmp_path / str(fold) / ".hydra" / "config.yaml")
+        pages = [{"page": f"{fold}-{i}", "hit": i % 3 != 0, "top5_hit": 1, "distance": 0, "confidence": 0.6, "log_odds": 0.4,
+                  "first_stage_log_odds": 12.0 + (4 if i % 3 else 0) + 0.1 * i} for i in range(12)]
+        (tmp_path / str(fold) / "metrics.json").write_text(json.dumps({"steps": 1, "pages": pages}))
+    gap = lambda text: np.subtract(*[float(x) for x in re.findall(r"hits ([\d.]+)%.*misses ([\d.]+)%", text)[-1]])
+    alone = fold_table(tmp_path, calibrate=tmp_path / "alone.json")
+    both = fold_table(tmp_path, calibrate=tmp_path / "both.json", with_first_stage=True)
+    assert "c" not in json.loads((tmp_path / "alone.json").read_text()) and gap(alone.split("Out of sample")[1]) == 0
+    fitted = json.loads((tmp_path / "both.json").read_text())
+    assert fitted["c"] > 0 and gap(both.split("Out of sample")[1]) > 30  # fitted without each fold's pages
+    applied = fold_table(tmp_path, calibrated_by=tmp_path / "both.json")
+    assert "c=" in applied and gap(applied.split("fitted on other answers")[1]) > 30
+    for fold in (0, 1):  # records from before the first stage's log-odds were kept
+        record = json.loads((tmp_path / str(fold) / "metrics.json").read_text())
+        record["pages"] = [{k: v for k, v in page.items() if k != "first_stage_log_odds"} for page in record["pages"]]
+        (tmp_path / str(fold) / "metrics.json").write_text(json.dumps(record))
+    with pytest.raises(UserError, match="no first-stage log-odds"):
+        fold_table(tmp_path, calibrate=tmp_path / "none.json", with_first_stage=True)
+    with pytest.raises(UserError, match="no first-stage log-odds, which .*both.json weighs"):
+        fold_table(tmp_path, calibrated_by=tmp_path / "both.json")

@@ -121,6 +121,15 @@ def test_a_margin_keeps_the_first_stage_answer_unless_the_second_stage_is_surer_
         check_margin("second_stage.margin=-1", -1)
 
 
+def test_a_calibration_with_a_third_number_weighs_each_spots_first_stage_log_odds():
+    page = draw_page(200, 240, [WALDO])
+    spots = [Spot(30, 150, 0.99, None, log_odds=6.0), Spot(200, 30, 0.98, None, log_odds=2.0)]
+    ranked = rerank(SecondStage(Scores(1.0, 1.0), 2, (1.0, 0.0, 0.5), "test"), page, spots)
+    assert [s.confidence for s in ranked] == pytest.approx([1 / (1 + np.exp(-(1.0 + 0.5 * f))) for f in (6.0, 2.0)])
+    with pytest.raises(ValueError, match="weighs the first stage's log-odds too"):  # spots that do not carry them
+        rerank(SecondStage(Scores(1.0, 1.0), 2, (1.0, 0.0, 0.5), "test"), page, [Spot(30, 150, 0.99, None), Spot(200, 30, 0.98, None)])
+
+
 def test_the_share_confidence_is_each_spots_chance_of_being_waldo_if_one_of_the_candidates_is():
     page = draw_page(200, 240, [WALDO])
     spots = [Spot(30, 150, 0.99, None), Spot(200, 30, 0.98, None), Spot(110, 72, 0.9, None), Spot(60, 20, 0.8, None)]
@@ -266,6 +275,12 @@ def test_export_calibrates_the_confidence_the_model_gives_and_no_other(two_stage
     with pytest.raises(UserError, match="--calibration: its search is not one waldo-crossval --calibrate writes"):
         export(ckpt, tmp_path / "garbled.pt", calibration={**fit, "confidence": "share", "search": {"scales": [1], "flip": "yes"}})
     assert not any((tmp_path / name).exists() for name in ("bare.pt", "mixed.pt", "odd.pt", "first.pt", "garbled.pt"))
+    # a calibration that weighs the first stage's log-odds too keeps its third number, composed with the model's own
+    both = export(ckpt, tmp_path / "both.pt", calibration={**fit, "confidence": "share", "c": 0.25})
+    stage = load_second_stage(read_checkpoint(both), str(both))
+    assert stage.platt == (0.5, -1.0, 0.25) and "and the first stage's log-odds there" in stage.calibration
+    again = export(both, tmp_path / "again.pt", calibration={**fit, "confidence": "share", "c": 0.1})  # 0.5 x (...) + 0.1 f
+    assert load_second_stage(read_checkpoint(again), str(again)).platt == pytest.approx((0.25, -1.5, 0.225))
 
 
 def test_a_model_file_from_before_the_share_calibrates_its_score(two_stage_run, tmp_path):
@@ -277,6 +292,12 @@ def test_a_model_file_from_before_the_share_calibrates_its_score(two_stage_run, 
     torch.save(checkpoint, tmp_path / "odd.ckpt")
     with pytest.raises(UserError, match="odd.ckpt: its second_stage entry is not one this project writes"):
         load_second_stage(read_checkpoint(tmp_path / "odd.ckpt"), "odd.ckpt")
+    checkpoint["second_stage"]["confidence"] = "share"
+    for platt in ([1.0, 0.0, float("nan")], [1.0, 0.0, 0.1, 0.2]):  # a calibration this project never writes
+        checkpoint["second_stage"]["platt"] = platt
+        torch.save(checkpoint, tmp_path / "platt.ckpt")
+        with pytest.raises(UserError, match="platt.ckpt: its second_stage entry is not one this project writes"):
+            load_second_stage(read_checkpoint(tmp_path / "platt.ckpt"), "platt.ckpt")
 
 
 class LastFirst(SpotNetwork):

@@ -35,7 +35,7 @@ from waldo_pl.inference.search import SearchSettings, search
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
                second_stage: bool = True, calibrate: Path | None = None, calibrated_by: Path | None = None,
                candidates: int | None = None, margin: float | None = None, confidence: str | None = None,
-               keep: Path | None = None) -> str:
+               keep: Path | None = None, with_first_stage: bool = False) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -70,9 +70,9 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
         write_text_atomically(keep, json.dumps(kept, indent=1) + "\n")
     if calibrate is not None:
         searched = {"scales": list(scales or [1.0]), "flip": flip} if rescore else None  # else as each run validated
-        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched)]
+        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched, with_first_stage)]
         if len(scored) > 1:
-            lines += ["", cross_fitted_calibration(scored)]
+            lines += ["", cross_fitted_calibration(scored, with_first_stage)]
     if calibrated_by is not None:
         lines += ["", apply_calibration(calibrated_by, pooled, folder)]
     return "\n".join(lines)
@@ -90,36 +90,54 @@ def calibrated_number(pages: list[dict], folder: Path) -> str | None:
     return numbers.pop() if numbers else None
 
 
-def write_calibration(path: Path, pages: list[dict], folder: Path, confidence: str | None = None,
-                      searched: dict | None = None) -> str:
-    """Platt scaling fitted on the held-out answers' log-odds, written for waldo-export --calibration; `confidence`
-    (calibrated_number's) names what they were made from, so that export maps the same number with it, and
-    `searched` how the pages were searched (scales, flip), which the model's record then says."""
-    if len({p["hit"] for p in pages}) < 2:
-        raise UserError(f"{folder}: every held-out answer is {'right' if pages[0]['hit'] else 'wrong'}; calibration needs both")
+def fitted_platt(pages: list[dict], folder: Path, with_first_stage: bool = False) -> tuple[float, ...]:
+    """Platt scaling of the answers' log-odds (a, b), and with `with_first_stage` of the first stage's log-odds at
+    each answer too (a, b, c)."""
     if any("log_odds" not in p for p in pages):
         raise UserError(f"{folder}: these runs' records hold no log-odds; search them again with --scales 1 1.25 to calibrate")
-    a, b = fit_platt([p["log_odds"] for p in pages], [bool(p["hit"]) for p in pages])
-    record = {"method": "platt", "a": a, "b": b, "pages": len(pages), "hits": sum(p["hit"] for p in pages), "runs": str(folder),
-              **({"confidence": confidence} if confidence else {}), **({"search": searched} if searched else {})}
+    if with_first_stage and any("first_stage_log_odds" not in p for p in pages):
+        raise UserError(f"{folder}: these runs' records hold no first-stage log-odds; search them again with --scales 1 1.25")
+    first = [p["first_stage_log_odds"] for p in pages] if with_first_stage else None
+    return fit_platt([p["log_odds"] for p in pages], [bool(p["hit"]) for p in pages], first_stage=first)
+
+
+def calibrated_pages(pages: list[dict], platt: tuple[float, ...]) -> list[dict]:
+    """The answers with their confidences calibrated by `platt` (its third number weighing the first stage's log-odds)."""
+    first = [p.get("first_stage_log_odds") for p in pages] if len(platt) == 3 else None
+    return [{**p, "confidence": float(c)} for p, c in zip(pages, calibrated([p["log_odds"] for p in pages], platt, first))]
+
+
+def platt_words(platt: tuple[float, ...]) -> str:
+    return ", ".join(f"{name}={value:.3f}" for name, value in zip("abc", platt))
+
+
+def write_calibration(path: Path, pages: list[dict], folder: Path, confidence: str | None = None,
+                      searched: dict | None = None, with_first_stage: bool = False) -> str:
+    """Platt scaling fitted on the held-out answers' log-odds (and, `with_first_stage`, the first stage's log-odds at
+    each answer), written for waldo-export --calibration; `confidence` (calibrated_number's) names what they were made
+    from, so that export maps the same number with it, and `searched` how the pages were searched (scales, flip),
+    which the model's record then says."""
+    if len({p["hit"] for p in pages}) < 2:
+        raise UserError(f"{folder}: every held-out answer is {'right' if pages[0]['hit'] else 'wrong'}; calibration needs both")
+    platt = fitted_platt(pages, folder, with_first_stage)
+    record = {"method": "platt", **dict(zip("abc", platt)), "pages": len(pages), "hits": sum(p["hit"] for p in pages),
+              "runs": str(folder), **({"confidence": confidence} if confidence else {}), **({"search": searched} if searched else {})}
     write_text_atomically(path, json.dumps(record, indent=2) + "\n")
-    calibrated_pages = [{**p, "confidence": float(calibrated([p["log_odds"]], (a, b))[0])} for p in pages]
-    return "\n".join([f"Platt scaling fitted on these {len(pages)} answers (a={a:.3f}, b={b:.3f}), written to {path}; "
-                      "on the same answers (in-sample) it gives:", "", reliability_table(calibrated_pages)])
+    return "\n".join([f"Platt scaling fitted on these {len(pages)} answers ({platt_words(platt)}), written to {path}; "
+                      "on the same answers (in-sample) it gives:", "", reliability_table(calibrated_pages(pages, platt))])
 
 
-def cross_fitted_calibration(scored: list[tuple[Path, DictConfig | None, list[dict]]]) -> str:
+def cross_fitted_calibration(scored: list[tuple[Path, DictConfig | None, list[dict]]], with_first_stage: bool = False) -> str:
     """The reliability table of every run's answers calibrated by a Platt scaling fitted on the answers of the other
     pages (leaving out the run's own pages at every seed): how --calibrate's fit would do on pages it never saw."""
     pages = [page for _, _, run_pages in scored for page in run_pages]
     out = []
-    for _, _, run_pages in scored:
+    for run, _, run_pages in scored:
         own = {p["page"] for p in run_pages}
         others = [p for p in pages if p["page"] not in own]
         if len({p["hit"] for p in others}) < 2:
             return "Too few answers to fit the calibration without each run's own pages."
-        platt = fit_platt([p["log_odds"] for p in others], [bool(p["hit"]) for p in others])
-        out += [{**p, "confidence": float(c)} for p, c in zip(run_pages, calibrated([p["log_odds"] for p in run_pages], platt))]
+        out += calibrated_pages(run_pages, fitted_platt(others, run, with_first_stage))
     return "\n".join(["Out of sample: each run's answers calibrated by the same fit on the other pages' answers only, together:",
                       "", reliability_table(out)])
 
@@ -129,15 +147,16 @@ def apply_calibration(path: Path, pages: list[dict], folder: Path) -> str:
     (written by --calibrate): whether that calibration holds on pages it was not fitted on."""
     try:
         fitted = json.loads(path.read_text())
-        platt = (float(fitted["a"]), float(fitted["b"]))
+        platt = (float(fitted["a"]), float(fitted["b"]), *([float(fitted["c"])] if "c" in fitted else []))
     except (OSError, ValueError, TypeError, KeyError):
         raise UserError(f"--calibrated-by {path}: not a readable file written by waldo-crossval --calibrate (needs a and b)") from None
     if any("log_odds" not in p for p in pages):
         raise UserError(f"{folder}: these runs' records hold no log-odds; search them again with --scales 1 1.25")
-    scores = [p["log_odds"] for p in pages]
-    calibrated_pages = [{**p, "confidence": float(c)} for p, c in zip(pages, calibrated(scores, platt))]
-    return "\n".join([f"Calibrated by {path} (a={platt[0]:.3f}, b={platt[1]:.3f}, fitted on other answers), these "
-                      f"{len(pages)} answers give:", "", reliability_table(calibrated_pages)])
+    if len(platt) == 3 and any("first_stage_log_odds" not in p for p in pages):
+        raise UserError(f"{folder}: these runs' records hold no first-stage log-odds, which {path} weighs; search them again "
+                        "with --scales 1 1.25")
+    return "\n".join([f"Calibrated by {path} ({platt_words(platt)}, fitted on other answers), these "
+                      f"{len(pages)} answers give:", "", reliability_table(calibrated_pages(pages, platt))])
 
 
 def hit_rates(pages: list[dict], bold: bool = False) -> str:
@@ -260,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
                              help="fit Platt scaling of the confidence on the held-out answers, for waldo-export --calibration")
     calibration.add_argument("--calibrated-by", type=Path, metavar="CALIBRATION.json",
                              help="the held-out answers' reliability table under a calibration fitted on other runs (--calibrate's file)")
+    parser.add_argument("--with-first-stage", action="store_true",
+                        help="--calibrate weighs the first stage's log-odds at the answer too (a third number, c)")
     parser.add_argument("--keep", type=Path, metavar="ANSWERS.json", help="write every held-out answer here (JSON), its run named")
     args = parser.parse_args(argv)
     if args.scales and min(args.scales) <= 0:
@@ -272,8 +293,10 @@ def main(argv: list[str] | None = None) -> None:
     check_confidence(f"--confidence {args.confidence}", args.confidence)
     if args.first_stage_only and args.confidence is not None:
         raise UserError(f"--confidence {args.confidence} with --first-stage-only: it is the second stage's; give one of them")
+    if args.with_first_stage and args.calibrate is None:
+        raise UserError("--with-first-stage: it says what --calibrate fits; give --calibrate OUT.json too")
     print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate,
-                     args.calibrated_by, args.candidates, args.margin, args.confidence, args.keep))
+                     args.calibrated_by, args.candidates, args.margin, args.confidence, args.keep, args.with_first_stage))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
         raise UserError(f"--candidates {candidates}: must be 1 or more")
     check_margin(f"--margin {margin}", margin)
     check_confidence(f"--confidence {confidence}", confidence)
-    if calibration is not None and not all(isinstance(calibration.get(k), (int, float)) for k in ("a", "b", "pages", "hits")):
+    if calibration is not None and not (all(isinstance(calibration.get(k), (int, float)) for k in ("a", "b", "pages", "hits"))
+                                        and isinstance(calibration.get("c", 0.0), (int, float))):
         raise UserError("--calibration: not a file written by waldo-crossval --calibrate (needs a, b, pages, hits)")
     checkpoint = read_checkpoint(ckpt, setting=None)
     config = checkpoint.get("config")
@@ -81,9 +82,12 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
                                 f"fitted on the {confidence} too")
             stage["platt"] = [1.0, 0.0]
         if calibration is not None:  # fitted on the confidences the model gave: compose with its own mapping
-            (a0, b0), a, b = stage["platt"], calibration["a"], calibration["b"]
+            (a0, b0, *c0), a, b = stage["platt"], calibration["a"], calibration["b"]
             stage["platt"] = [a * a0, a * b0 + b]
+            if c0 or "c" in calibration:  # the first stage's log-odds weighed too
+                stage["platt"].append(a * (c0[0] if c0 else 0.0) + calibration.get("c", 0.0))
             what = "the answer's share of the candidates' odds" if stage["confidence"] == "share" else "the second stage's score"
+            what += " and the first stage's log-odds there" if len(stage["platt"]) == 3 else ""
             stage["calibration"] = (f"Platt scaling of {what}, fitted on {calibration['pages']} held-out answers "
                                     f"({calibration['hits']} right) of the runs in {calibration['runs']}{searched_as(calibration)}")
         if candidates is not None:

@@ -5,7 +5,8 @@ answer unless the second stage scores another higher by its `margin` (log-odds);
 confidence as `first_stage`. The confidence is the calibration stored with the model (Platt scaling fitted on
 held-out pages, so that a 90% answer is right about 9 times in 10) applied to what the model's `confidence` names:
 "share", a spot's share of the candidates' odds (its chance of being Waldo if one of them is, which tells right
-answers from wrong ones better), or, for files from before it, "score", the spot's own second-stage score."""
+answers from wrong ones better), or, for files from before it, "score", the spot's own second-stage score; and,
+where the calibration has a third number, the first stage's log-odds at the spot as well."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class SpotNetwork:
 class SecondStage:
     net: object                     # a SpotNetwork or a PyTorch classifier
     candidates: int                 # how many of the first stage's spots it looks at
-    platt: tuple[float, float]      # confidence = sigmoid(a * x + b), x the score or the share's log-odds
+    platt: tuple[float, ...]        # confidence = sigmoid(a * x + b), x the score or the share's log-odds; with a
+                                    # third number c, + c * the first stage's log-odds at the spot
     calibration: str                # how the confidence was calibrated, said in the JSON
     margin: float = 0.0             # log-odds the first stage's best spot is given before ranking
     confidence: str = "score"       # what the calibration maps: "score" or "share" (CONFIDENCES)
@@ -86,7 +88,8 @@ def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool =
     if not spots:
         return []
     scores = spot_scores(stage.net, page, spots, bf16)
-    confidence = calibrated(share_log_odds(scores, stage.candidates) if stage.confidence == "share" else scores, stage.platt)
+    number = share_log_odds(scores, stage.candidates) if stage.confidence == "share" else scores
+    confidence = calibrated(number, stage.platt, [s.log_odds for s in spots])
     ranked = scores[: stage.candidates].astype(np.float64)
     ranked[0] += stage.margin
     order = [*np.argsort(-ranked, kind="stable"), *range(stage.candidates, len(spots))]

@@ -9,6 +9,7 @@ pickle cannot run code either.
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 
 import torch
@@ -107,7 +108,8 @@ def _built(spec: dict, weights: dict, where: str, networks: dict, default: str) 
 
 def second_stage_from(checkpoint: dict, where: str) -> dict | None:
     """The second stage a file holds, {"net", "candidates", "platt", "calibration", "margin", "confidence"}, or None
-    when it has none (files written before the margin re-rank with none; before the confidence, calibrate the score)."""
+    when it has none (files written before the margin re-rank with none; before the confidence, calibrate the score).
+    platt is (a, b), or (a, b, c) where the calibration weighs the first stage's log-odds too."""
     stage = checkpoint.get("second_stage")
     if stage is None:
         return None
@@ -115,7 +117,7 @@ def second_stage_from(checkpoint: dict, where: str) -> dict | None:
         spec, weights = stage["net"], stage["state_dict"]
         candidates, platt, calibration = int(stage["candidates"]), [float(v) for v in stage["platt"]], str(stage["calibration"])
         margin, confidence = float(stage.get("margin", 0.0)), stage.get("confidence", "score")
-        if (not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) != 2 or candidates < 1 or not is_margin(margin)
+        if (not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) not in (2, 3) or not all(map(math.isfinite, platt)) or candidates < 1 or not is_margin(margin)
                 or confidence not in CONFIDENCES):
             raise ValueError
         weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
@@ -126,7 +128,7 @@ def second_stage_from(checkpoint: dict, where: str) -> dict | None:
             "confidence": confidence}
 
 
-def second_stage_entry(net: nn.Module, candidates: int, platt: tuple[float, float], calibration: str, spec: dict,
+def second_stage_entry(net: nn.Module, candidates: int, platt: tuple[float, ...], calibration: str, spec: dict,
                        margin: float, confidence: str) -> dict:
     """What a file stores for its second stage (every field named: what a missing one means is second_stage_from's
     to say); read back by second_stage_from."""
