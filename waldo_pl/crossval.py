@@ -90,13 +90,18 @@ def calibrated_number(pages: list[dict], folder: Path) -> str | None:
     return numbers.pop() if numbers else None
 
 
+def check_answers(pages: list[dict], folder: Path, with_first_stage: bool, why: str = "") -> None:
+    """The answers hold what a calibration needs: their log-odds, and `with_first_stage` the first stage's too."""
+    if any("log_odds" not in p for p in pages):
+        raise UserError(f"{folder}: these runs' records hold no log-odds; search them again with --scales 1 1.25")
+    if with_first_stage and any("first_stage_log_odds" not in p for p in pages):
+        raise UserError(f"{folder}: these runs' records hold no first-stage log-odds{why}; search them again with --scales 1 1.25")
+
+
 def fitted_platt(pages: list[dict], folder: Path, with_first_stage: bool = False) -> tuple[float, ...]:
     """Platt scaling of the answers' log-odds (a, b), and with `with_first_stage` of the first stage's log-odds at
     each answer too (a, b, c)."""
-    if any("log_odds" not in p for p in pages):
-        raise UserError(f"{folder}: these runs' records hold no log-odds; search them again with --scales 1 1.25 to calibrate")
-    if with_first_stage and any("first_stage_log_odds" not in p for p in pages):
-        raise UserError(f"{folder}: these runs' records hold no first-stage log-odds; search them again with --scales 1 1.25")
+    check_answers(pages, folder, with_first_stage)
     first = [p["first_stage_log_odds"] for p in pages] if with_first_stage else None
     return fit_platt([p["log_odds"] for p in pages], [bool(p["hit"]) for p in pages], first_stage=first)
 
@@ -150,11 +155,7 @@ def apply_calibration(path: Path, pages: list[dict], folder: Path) -> str:
         platt = (float(fitted["a"]), float(fitted["b"]), *([float(fitted["c"])] if "c" in fitted else []))
     except (OSError, ValueError, TypeError, KeyError):
         raise UserError(f"--calibrated-by {path}: not a readable file written by waldo-crossval --calibrate (needs a and b)") from None
-    if any("log_odds" not in p for p in pages):
-        raise UserError(f"{folder}: these runs' records hold no log-odds; search them again with --scales 1 1.25")
-    if len(platt) == 3 and any("first_stage_log_odds" not in p for p in pages):
-        raise UserError(f"{folder}: these runs' records hold no first-stage log-odds, which {path} weighs; search them again "
-                        "with --scales 1 1.25")
+    check_answers(pages, folder, len(platt) == 3, f", which {path} weighs")
     return "\n".join([f"Calibrated by {path} ({platt_words(platt)}, fitted on other answers), these "
                       f"{len(pages)} answers give:", "", reliability_table(calibrated_pages(pages, platt))])
 
