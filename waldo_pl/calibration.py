@@ -30,10 +30,9 @@ def fit_platt(scores: Sequence[float], right: Sequence[bool], prior: float = 1.0
         z = abc[0] * scores + abc[1] + abc[2] * extra
         return float(np.sum(np.logaddexp(0, z) - target * z) + 0.5 * prior * ((abc[0] - 1) ** 2 + abc[2] ** 2))
 
-    if first_stage is None:
-        a, b = minimize(lambda ab: loss(np.array([*ab, 0.0])), np.array([1.0, 0.0]), method="Nelder-Mead").x
-        return float(a), float(b)
-    fitted = minimize(loss, np.array([1.0, 0.0, 0.0]), method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-8}).x
+    start = np.array([1.0, 0.0] if first_stage is None else [1.0, 0.0, 0.0])  # without it, c stays 0
+    fitted = minimize(lambda v: loss(np.pad(v, (0, 3 - len(v)))), start, method="Nelder-Mead",
+                      options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-8}).x
     return tuple(float(v) for v in fitted)
 
 
