@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from conftest import draw_page, write_labelled_pages
 from waldo_pl.data.page import Page
+from waldo_pl.data import spot_stream
 from waldo_pl.data.spot_stream import SpotStream
 from waldo_pl.data.spot_windows import MAX_SIDE, MIN_SIDE, cut_window, window_side
 from waldo_pl.calibration import calibrated, fit_platt
@@ -63,6 +64,21 @@ def test_the_stream_is_half_waldo_and_its_waldo_windows_show_him():
     waldo = np.mean([centre(w) for w, label in pairs if label == 1])
     other = np.mean([centre(w) for w, label in pairs if label == 0])
     assert waldo > other + 0.15
+
+
+def test_the_streams_windows_are_cut_tighter_and_wider_than_the_spots_region(monkeypatch):
+    """Held-out pages' regions around Waldo are narrower than on the pages the first stage trained on, so the
+    stream cuts its windows from exp(SIDE_JITTER[0]) to exp(SIDE_JITTER[1]) times the spot's side."""
+    page = Page("p", draw_page(200, 240, [WALDO]), [WALDO])
+    sides = []
+    monkeypatch.setattr(spot_stream, "cut_window", lambda image, x, y, side, out: sides.append(side) or np.zeros((3, out, out), np.float32))
+    stream = SpotStream([page], [[spot(110, 70, WALDO), spot(30, 150, WALDO)]], seed=1, random_share=0.0)
+    for _ in itertools.islice(iter(stream), 400):
+        pass
+    ratio = np.array(sides) / window_side(WALDO)
+    low, high = np.exp(SpotStream.SIDE_JITTER)
+    assert ratio.min() >= low - 0.02 and ratio.max() <= high + 0.02
+    assert ratio.min() < low + 0.05 and ratio.max() > high - 0.05  # the whole range is drawn
 
 
 def test_the_stream_needs_false_spots_to_learn_from():

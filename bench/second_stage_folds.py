@@ -1,0 +1,148 @@
+"""Second-stage variants on finished cross-validation folds: each fold's own first stage, trained second stages of
+several kinds, scored on the fold's held-out pages as predict.py searches them.
+
+    python bench/second_stage_folds.py outputs/all_folds_seed1 outputs/photo_look_0 --cache ss_spots.json \
+        --variant recipe --variant 'ensemble3:seeds=0+1+2' --variant 'context4:context=4' [--out answers.json]
+
+For each fold (a train.py run under the folders given: .hydra/config.yaml, metrics.json, checkpoints/last.ckpt)
+the first stage's spots are mined once and kept in --cache: on its training pages as the recipe mines them (the 9
+best at scales 1 and 1.25), on its held-out pages as predict.py searches (scales 1 and 1.25, mirrored, the 10 best).
+Each variant then trains a second stage on the training pages (options below, the recipe's otherwise) and re-ranks
+the held-out pages' candidates with the recipe's margin. A variant is `name[:key=value,...]`, keys: steps, width,
+photo_look (the run's data.photo_look unless given), context (window side over the spot region's), seeds (added to
+the run's seed; several: their scores averaged), candidates, margin, jitter (windows' sides in training drawn down to
+exp(-jitter) times the spot's; the recipe's 0.5, before it 0.2). `recipe` alone re-trains the run's own second
+stage. Prints, per variant and collection, the pages found, and how often Waldo was among the candidates; --out keeps
+each candidate's score, so that other margins can be read off without training again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from waldo_pl.data import spot_windows
+from waldo_pl.data.formats import collection_of
+from waldo_pl.data.page import distance_to_boxes
+from waldo_pl.data.spot_stream import SpotStream
+from waldo_pl.inference.answer import Spot
+from waldo_pl.inference.device import search_network
+from waldo_pl.inference.rerank import SecondStage, rerank, spot_scores
+from waldo_pl.inference.search import SearchSettings
+from waldo_pl.models.checkpoint import network_from, read_checkpoint
+from waldo_pl.second_stage import fit_second_stage, mine_spots
+
+RECIPE = {"steps": 1000, "width": 16, "photo_look": None, "context": 3.0, "seeds": [0], "candidates": 3, "margin": 2.0,
+          "jitter": -SpotStream.SIDE_JITTER[0]}
+
+
+class MeanLogOdds(nn.Module):
+    """Several classifiers as one: their log-odds averaged."""
+
+    def __init__(self, nets):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x) for net in self.nets]).mean(0)
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, options = text.partition(":")
+    settings = dict(RECIPE)
+    for item in filter(None, options.split(",")):
+        key, value = item.split("=")
+        if key not in RECIPE:
+            raise SystemExit(f"--variant {text}: {key} is not one of {', '.join(RECIPE)}")
+        if key == "seeds":
+            settings[key] = [int(s) for s in value.split("+")]
+        else:
+            settings[key] = int(value) if key in ("steps", "width", "candidates") else float(value)
+    return name, settings
+
+
+def fold_spots(run: Path, cache: dict) -> dict:
+    """The fold's pages and the first stage's spots on them (mined once, kept in `cache`)."""
+    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    held_out = {p["page"] for p in json.loads((run / "metrics.json").read_text())["pages"]}
+    train = datamodule.train_pages
+    test = [p for p in datamodule.train_pages + datamodule.val_pages if p.name in held_out]
+    key = str(run)
+    if key not in cache:
+        started = time.perf_counter()
+        first = network_from(read_checkpoint(run / "checkpoints" / "last.ckpt", None), str(run))
+        net = search_network(first.eval(), torch.device("cpu"), True, "auto")
+        mined = mine_spots(net, train, SearchSettings(scales=(1.0, 1.25), candidates=8, bf16=True))
+        searched = mine_spots(net, test, SearchSettings(scales=(1.0, 1.25), flip=True, candidates=9, bf16=True))
+        cache[key] = {"train": dict(zip((p.name for p in train), mined)), "test": dict(zip((p.name for p in test), searched))}
+        print(f"{run}: mined {len(train)} training and {len(test)} held-out pages in {time.perf_counter() - started:.0f} s", flush=True)
+    collection = collection_of(list(cfg.data.root))
+    return {"train": train, "test": test, "spots": cache[key], "seed": int(cfg.seed), "collection": collection,
+            "photo_look": float(cfg.data.get("photo_look", 0.0))}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", type=Path, nargs="+", help="cross-validation output folders (runs found below them)")
+    parser.add_argument("--cache", type=Path, default=Path("second_stage_folds.json"))
+    parser.add_argument("--variant", action="append", default=[], help="name[:key=value,...] (seeds joined by +)")
+    parser.add_argument("--out", type=Path, help="write every held-out page's candidates and each variant's scores (JSON)")
+    args = parser.parse_args()
+    variants = [parse_variant(v) for v in args.variant or ["recipe"]]
+    runs = sorted({m.parent for folder in args.folders for m in folder.rglob("metrics.json")})
+    cache = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
+    folds = []
+    for run in runs:
+        folds.append((run, fold_spots(run, cache)))
+        args.cache.write_text(json.dumps(cache))
+
+    rows = []  # one a held-out page: its candidates' hits and each variant's answer
+    for run, fold in folds:
+        test = fold["test"]
+        ranks = {p.name: [distance_to_boxes(s["x"], s["y"], p.waldo_boxes) == 0 for s in fold["spots"]["test"][p.name]] for p in test}
+        page_rows = {p.name: {"run": str(run), "page": p.name, "collection": fold["collection"][p.name], "hits": ranks[p.name],
+                              "answers": {}} for p in test}
+        for name, v in variants:
+            started = time.perf_counter()
+            spot_windows.CONTEXT, SpotStream.SIDE_JITTER = v["context"], (-v["jitter"], SpotStream.SIDE_JITTER[1])
+            nets = [fit_second_stage(fold["train"], [fold["spots"]["train"][p.name] for p in fold["train"]], steps=v["steps"],
+                                     photo_look=fold["photo_look"] if v["photo_look"] is None else v["photo_look"], width=v["width"],
+                                     seed=fold["seed"] + s) for s in v["seeds"]]
+            stage = SecondStage(MeanLogOdds(nets).eval(), v["candidates"], (1.0, 0.0), "none", v["margin"], "share")
+            for page in test:
+                spots = [Spot(s["x"], s["y"], s["confidence"], s["box"]) for s in fold["spots"]["test"][page.name]]
+                answer = rerank(stage, page.image, spots, bf16=True)[0]
+                page_rows[page.name]["answers"][name] = {"hit": bool(distance_to_boxes(answer.x, answer.y, page.waldo_boxes) == 0),
+                                                         "confidence": answer.confidence,
+                                                         "scores": spot_scores(stage.net, page.image, spots, bf16=True).tolist()}
+            spot_windows.CONTEXT, SpotStream.SIDE_JITTER = RECIPE["context"], (-RECIPE["jitter"], SpotStream.SIDE_JITTER[1])
+            print(f"{run.name} {name}: {time.perf_counter() - started:.0f} s", flush=True)
+        rows += page_rows.values()
+
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
+    collections = sorted({r["collection"] for r in rows})
+    print("\n| variant | " + " | ".join(collections) + " | all |")
+    print("| --- |" + " --- |" * (len(collections) + 1))
+    first = {c: sum(r["hits"][0] for r in rows if r["collection"] == c) for c in collections}
+    among = {c: sum(any(r["hits"][:3]) for r in rows if r["collection"] == c) for c in collections}
+    count = {c: sum(r["collection"] == c for r in rows) for c in collections}
+    print("| first stage alone | " + " | ".join(f"{first[c]}/{count[c]}" for c in collections) + f" | {sum(first.values())}/{len(rows)} |")
+    print("| Waldo among the first stage's 3 best | " + " | ".join(f"{among[c]}/{count[c]}" for c in collections) + f" | {sum(among.values())}/{len(rows)} |")
+    for name, _ in variants:
+        found = {c: sum(r["answers"][name]["hit"] for r in rows if r["collection"] == c) for c in collections}
+        print(f"| {name} | " + " | ".join(f"{found[c]}/{count[c]}" for c in collections) + f" | {sum(found.values())}/{len(rows)} |")
+
+
+if __name__ == "__main__":
+    main()
