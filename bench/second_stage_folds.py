@@ -29,6 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from waldo_pl.cli import CONF_DIR
 from waldo_pl.data import spot_windows
 from waldo_pl.data.formats import collection_of
 from waldo_pl.data.page import distance_to_boxes
@@ -40,8 +41,9 @@ from waldo_pl.inference.search import SearchSettings
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
 from waldo_pl.second_stage import fit_second_stage, mine_spots
 
-RECIPE = {"steps": 1000, "width": 16, "photo_look": None, "context": 3.0, "seeds": [0], "candidates": 3, "margin": 2.0,
-          "jitter": -SpotStream.SIDE_JITTER[0]}
+DEFAULTS = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
+RECIPE = {"steps": DEFAULTS.steps, "width": DEFAULTS.width, "photo_look": None, "context": spot_windows.CONTEXT, "seeds": [0],
+          "candidates": DEFAULTS.candidates, "margin": float(DEFAULTS.margin), "jitter": -SpotStream.SIDE_JITTER[0]}
 
 
 class MeanLogOdds(nn.Module):
@@ -75,8 +77,7 @@ def fold_spots(run: Path, cache: dict) -> dict:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     held_out = {p["page"] for p in json.loads((run / "metrics.json").read_text())["pages"]}
-    train = datamodule.train_pages
-    test = [p for p in datamodule.train_pages + datamodule.val_pages if p.name in held_out]
+    train, test = datamodule.train_pages, [p for p in datamodule.val_pages if p.name in held_out]
     key = str(run)
     if key not in cache:
         started = time.perf_counter()
