@@ -83,7 +83,7 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     fitted = json.loads((tmp_path / "calibration.json").read_text())
     assert fitted["pages"] == 20 and fitted["hits"] == 10 and "in-sample" in table
     assert abs(1 / (1 + np.exp(-(fitted["a"] * 8.1 + fitted["b"]))) - 0.5) < 0.1
-    assert "search" not in fitted  # answers as each run validated: their search is the run's, not said here
+    assert "search" not in fitted  # answers as each run validated, and the run does not say how it searched
     searched_again = {"scales": [1.0, 1.25], "flip": True}  # what --scales 1 1.25 --flip gives it to write
     write_calibration(tmp_path / "flipped.json", record["pages"], tmp_path / "runs", "share", searched_again)
     assert json.loads((tmp_path / "flipped.json").read_text())["search"] == searched_again
@@ -220,3 +220,22 @@ def test_calibrate_with_first_stage_weighs_the_first_stages_log_odds_too(tmp_pat
         fold_table(tmp_path, calibrate=tmp_path / "none.json", with_first_stage=True)
     with pytest.raises(UserError, match="no first-stage log-odds, which .*both.json weighs"):
         fold_table(tmp_path, calibrated_by=tmp_path / "both.json")
+
+
+def test_a_calibration_of_answers_as_validated_says_the_search_when_every_run_validated_alike(tmp_path):
+    """Validated as predict.py searches (page_validation's scales and flip), the answers need no search again."""
+    for run in ("0", "1"):
+        fake_run(tmp_path / run, int(run), 0, [True, False, True])
+        config = tmp_path / run / ".hydra" / "config.yaml"
+        validation = {"scales": [1.0, 1.25], "flip": True}
+        OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"callbacks": {"page_validation": validation}}), config)
+        record = json.loads((tmp_path / run / "metrics.json").read_text())
+        for i, page in enumerate(record["pages"]):
+            page["log_odds"] = 1.0 + i
+        (tmp_path / run / "metrics.json").write_text(json.dumps(record))
+    fold_table(tmp_path, calibrate=tmp_path / "alike.json")
+    assert json.loads((tmp_path / "alike.json").read_text())["search"] == {"scales": [1.0, 1.25], "flip": True}
+    config = tmp_path / "1" / ".hydra" / "config.yaml"  # one run validated without the mirror: no search to name
+    OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"callbacks": {"page_validation": {"flip": False}}}), config)
+    fold_table(tmp_path, calibrate=tmp_path / "unlike.json")
+    assert "search" not in json.loads((tmp_path / "unlike.json").read_text())

@@ -69,7 +69,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
                 for run, cfg, pages in scored for page in pages]
         write_text_atomically(keep, json.dumps(kept, indent=1) + "\n")
     if calibrate is not None:
-        searched = {"scales": list(scales or [1.0]), "flip": flip} if rescore else None  # else as each run validated
+        searched = {"scales": list(scales or [1.0]), "flip": flip} if rescore else validated_search([cfg for _, cfg, _ in scored])
         lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched, with_first_stage)]
         if len(scored) > 1:
             lines += ["", cross_fitted_calibration(scored, with_first_stage)]
@@ -173,6 +173,18 @@ def run_config(run: Path) -> DictConfig | None:
         return OmegaConf.load(run / ".hydra" / "config.yaml")
     except (OSError, OmegaConfBaseException):
         return None
+
+
+def validated_search(configs: list[DictConfig | None]) -> dict | None:
+    """How the runs searched their held-out pages when they validated (page_validation's scales and flip), if they all
+    did alike; None where one did not say or they differ."""
+    searched = []
+    for cfg in configs:
+        validation = OmegaConf.select(cfg, "callbacks.page_validation") if cfg is not None else None
+        if validation is None or validation.get("scales") is None:
+            return None
+        searched.append({"scales": [float(s) for s in validation.scales], "flip": bool(validation.get("flip", False))})
+    return searched[0] if searched and all(s == searched[0] for s in searched) else None
 
 
 def fold_and_seed(cfg: DictConfig | None) -> tuple[str, str]:
