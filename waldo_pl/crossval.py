@@ -30,6 +30,7 @@ from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.rerank import check_confidence, check_margin, confidence_of
 from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.odds import UNCALIBRATED
 
 
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
@@ -214,7 +215,7 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
     if stage is not None and margin is not None:
         stage = dataclasses.replace(stage, margin=margin)
     if stage is not None and confidence not in (None, stage.confidence):  # its mapping was fitted on the other number
-        stage = dataclasses.replace(stage, confidence=confidence, platt=(1.0, 0.0))
+        stage = dataclasses.replace(stage, confidence=confidence, platt=UNCALIBRATED)
     settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=bf16)
     results = []
     if roots not in pages_at:

@@ -19,7 +19,7 @@ from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically, write_text_atomically
 from waldo_pl.inference.rerank import check_confidence, check_margin
 from waldo_pl.models.checkpoint import network_from, network_spec, read_checkpoint, second_stage_from
-from waldo_pl.odds import CONFIDENCES
+from waldo_pl.odds import CONFIDENCES, UNCALIBRATED
 
 
 def half(weights: dict) -> dict:
@@ -70,17 +70,18 @@ def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict 
         stage["state_dict"] = half(stage["state_dict"])
         trained_as = read_stage["confidence"]  # as the file says, or what files from before it mean
         stage["confidence"] = confidence or trained_as
-        if calibration is not None and calibration.get("confidence", "score") not in CONFIDENCES:
-            raise UserError(f"--calibration: fitted on the {calibration['confidence']}'s confidence, not the second stage's; "
+        fitted_on = stage["confidence"] if calibration is None else calibration.get("confidence", stage["confidence"])
+        if fitted_on not in CONFIDENCES:
+            raise UserError(f"--calibration: fitted on the {fitted_on}'s confidence, not the second stage's; "
                             "fit it on answers of both stages (waldo-crossval --calibrate without --first-stage-only)")
-        if calibration is not None and calibration.get("confidence", stage["confidence"]) != stage["confidence"]:
-            raise UserError(f"--calibration: fitted on the {calibration['confidence']}, but the model's confidence is its "
-                            f"{stage['confidence']}; give --confidence {calibration['confidence']} or a calibration fitted on it")
+        if fitted_on != stage["confidence"]:
+            raise UserError(f"--calibration: fitted on the {fitted_on}, but the model's confidence is its "
+                            f"{stage['confidence']}; give --confidence {fitted_on} or a calibration fitted on it")
         if stage["confidence"] != trained_as:  # the stage's own mapping was for the other number
             if calibration is None:
                 raise UserError(f"--confidence {confidence}: the model was calibrated on its {trained_as}; give --calibration "
                                 f"fitted on the {confidence} too")
-            stage["platt"] = [1.0, 0.0]
+            stage["platt"] = list(UNCALIBRATED)
         if calibration is not None:  # fitted on the confidences the model gave: compose with its own mapping
             (a0, b0, *c0), a, b = stage["platt"], calibration["a"], calibration["b"]
             stage["platt"] = [a * a0, a * b0 + b]

@@ -30,3 +30,7 @@ def is_margin(value) -> bool:
 # What a second stage's calibration maps to a confidence: each spot's own score, or its share of the candidates' odds
 # (inference/rerank.py). One list for the settings' check and a model file's reader.
 CONFIDENCES = ("score", "share")
+
+# A calibration that maps a confidence to itself: sigmoid(1 * x + 0). A second stage has it until it is calibrated, and
+# again when it is made to answer with the other number (its mapping was fitted on the one it had).
+UNCALIBRATED = (1.0, 0.0)

@@ -28,12 +28,9 @@ from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_entry
 from waldo_pl.models.spot_module import SpotClassifier
 from waldo_pl.models.spot_net import SpotNet
+from waldo_pl.odds import UNCALIBRATED
 
 log = logging.getLogger(__name__)
-
-# Until calibrated on held-out pages, the confidence is the second stage's own probability.
-UNCALIBRATED = (1.0, 0.0)
-
 
 def check_settings(settings) -> None:
     """Refuse a count the second stage cannot use before the first stage trains, not an hour later."""
