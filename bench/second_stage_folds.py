@@ -39,6 +39,7 @@ from waldo_pl.inference.device import search_network
 from waldo_pl.inference.rerank import SecondStage, rerank, spot_scores
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
+from waldo_pl.odds import UNCALIBRATED
 from waldo_pl.second_stage import fit_second_stage, mine_spots
 
 DEFAULTS = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
@@ -119,7 +120,7 @@ def main():
             nets = [fit_second_stage(fold["train"], [fold["spots"]["train"][p.name] for p in fold["train"]], steps=v["steps"],
                                      photo_look=fold["photo_look"] if v["photo_look"] is None else v["photo_look"], width=v["width"],
                                      seed=fold["seed"] + s) for s in v["seeds"]]
-            stage = SecondStage(MeanLogOdds(nets).eval(), v["candidates"], (1.0, 0.0), "none", v["margin"], "share")
+            stage = SecondStage(MeanLogOdds(nets).eval(), v["candidates"], UNCALIBRATED, "none", v["margin"], "share")
             for page in test:
                 spots = [Spot(s["x"], s["y"], s["confidence"], s["box"]) for s in fold["spots"]["test"][page.name]]
                 answer = rerank(stage, page.image, spots, bf16=True)[0]

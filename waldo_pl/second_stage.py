@@ -32,6 +32,7 @@ from waldo_pl.odds import UNCALIBRATED
 
 log = logging.getLogger(__name__)
 
+
 def check_settings(settings) -> None:
     """Refuse a count the second stage cannot use before the first stage trains, not an hour later."""
     for key in ("candidates", "mined", "steps", "batch_size"):
