@@ -21,7 +21,7 @@ from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.answer import Spot
-from waldo_pl.inference.rerank import SecondStage, SpotNetwork, check_confidence, check_margin, load_second_stage, rerank
+from waldo_pl.inference.rerank import SecondStage, SpotNetwork, check_confidence, check_margin, load_second_stage, rerank, reranked_order
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import read_checkpoint
 
@@ -135,6 +135,16 @@ def test_a_margin_keeps_the_first_stage_answer_unless_the_second_stage_is_surer_
     assert ranked[0].confidence == pytest.approx(0.5)  # each spot's confidence is still its own score's
     with pytest.raises(UserError, match="second_stage.margin=-1: must be a number of log-odds, 0 or more"):
         check_margin("second_stage.margin=-1", -1)
+
+
+def test_the_reranked_order_from_scores_alone_is_the_candidates_by_score_after_the_margin_then_the_rest_as_they_were():
+    # what rerank answers, and what bench/rerank_grid.py reads off kept scores at other settings
+    assert reranked_order([0.0, 1.0, 3.0, 9.0], 3, 0.0) == [2, 1, 0, 3]  # the 4th spot is past the candidates
+    assert reranked_order([0.0, 1.0, 3.0, 9.0], 3, 4.0) == [0, 2, 1, 3]  # the first stage's best keeps its place
+    assert reranked_order([0.0, 1.0, 3.0, 9.0], 4, 4.0) == [3, 0, 2, 1]
+    assert reranked_order([2.0, 2.0, 2.0], 3, 0.0) == [0, 1, 2]  # ties keep the first stage's order
+    scores = [0.5, 1.5]
+    assert reranked_order(scores, 2, 2.0) == [0, 1] and scores == [0.5, 1.5]  # the scores are left as they were
 
 
 def test_a_calibration_with_a_third_number_weighs_each_spots_first_stage_log_odds():

@@ -90,10 +90,16 @@ def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool =
     scores = spot_scores(stage.net, page, spots, bf16)
     number = share_log_odds(scores, stage.candidates) if stage.confidence == "share" else scores
     confidence = calibrated(number, stage.platt, [s.log_odds for s in spots])
-    ranked = scores[: stage.candidates].astype(np.float64)
-    ranked[0] += stage.margin
-    order = [*np.argsort(-ranked, kind="stable"), *range(stage.candidates, len(spots))]
-    return [dataclasses.replace(spots[i], confidence=float(confidence[i]), first_stage=spots[i].confidence) for i in order]
+    return [dataclasses.replace(spots[i], confidence=float(confidence[i]), first_stage=spots[i].confidence)
+            for i in reranked_order(scores, stage.candidates, stage.margin)]
+
+
+def reranked_order(scores, candidates: int, margin: float) -> list[int]:
+    """The spots' order after re-ranking by their second-stage `scores` (in the first stage's order): the first
+    `candidates` by score, the first stage's best given `margin` more, any further spots after them as they were."""
+    ranked = np.asarray(scores[:candidates], dtype=np.float64).copy()
+    ranked[0] += margin
+    return [*(int(i) for i in np.argsort(-ranked, kind="stable")), *range(candidates, len(scores))]
 
 
 def load_second_stage(checkpoint: dict, where: str) -> SecondStage | None:
