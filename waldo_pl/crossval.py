@@ -184,6 +184,7 @@ def validated_search(configs: list[DictConfig | None]) -> dict | None:
         validation = OmegaConf.select(cfg, "callbacks.page_validation") if cfg is not None else None
         if validation is None or validation.get("scales") is None:
             return None
+        # a config without page_validation.flip is of a run from before the setting: it validated unmirrored
         searched.append({"scales": [float(s) for s in validation.scales], "flip": bool(validation.get("flip", False))})
     return searched[0] if searched and all(s == searched[0] for s in searched) else None
 
