@@ -28,10 +28,11 @@ def main():
     for k in args.candidates:
         cells = []
         for m in args.margins:
-            hits = [(r["collection"] == "waldo-photos", r["hits"][reranked_order(r["answers"][args.variant]["scores"], k, m)[0]]) for r in rows]
-            photos = sum(h for is_photo, h in hits if is_photo)
-            scans = sum(h for is_photo, h in hits if not is_photo)
-            cells.append(f"{scans + photos} ({scans} + {photos})")
+            found = {"scans": 0, "photos": 0}
+            for r in rows:
+                answer = reranked_order(r["answers"][args.variant]["scores"], k, m)[0]
+                found["photos" if r["collection"] == "waldo-photos" else "scans"] += r["hits"][answer]
+            cells.append(f"{found['scans'] + found['photos']} ({found['scans']} + {found['photos']})")
         print(f"| {k} | " + " | ".join(cells) + " |")
 
 

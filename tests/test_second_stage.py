@@ -143,8 +143,8 @@ def test_the_reranked_order_from_scores_alone_is_the_candidates_by_score_after_t
     assert reranked_order([0.0, 1.0, 3.0, 9.0], 3, 4.0) == [0, 2, 1, 3]  # the first stage's best keeps its place
     assert reranked_order([0.0, 1.0, 3.0, 9.0], 4, 4.0) == [3, 0, 2, 1]
     assert reranked_order([2.0, 2.0, 2.0], 3, 0.0) == [0, 1, 2]  # ties keep the first stage's order
-    scores = [0.5, 1.5]
-    assert reranked_order(scores, 2, 2.0) == [0, 1] and scores == [0.5, 1.5]  # the scores are left as they were
+    scores = np.array([0.5, 1.5])  # float64 already: a view of it would take the margin
+    assert reranked_order(scores, 2, 2.0) == [0, 1] and scores.tolist() == [0.5, 1.5]  # the scores are left as they were
 
 
 def test_a_calibration_with_a_third_number_weighs_each_spots_first_stage_log_odds():

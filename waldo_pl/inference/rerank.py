@@ -97,7 +97,7 @@ def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool =
 def reranked_order(scores, candidates: int, margin: float) -> list[int]:
     """The spots' order after re-ranking by their second-stage `scores` (in the first stage's order): the first
     `candidates` by score, the first stage's best given `margin` more, any further spots after them as they were."""
-    ranked = np.asarray(scores[:candidates], dtype=np.float64).copy()
+    ranked = np.array(scores[:candidates], dtype=np.float64)  # a copy: the scores are left as they were
     ranked[0] += margin
     return [*(int(i) for i in np.argsort(-ranked, kind="stable")), *range(candidates, len(scores))]
 
