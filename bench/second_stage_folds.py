@@ -11,8 +11,10 @@ Each variant then trains a second stage on the training pages (options below, th
 the held-out pages' candidates with the recipe's margin. A variant is `name[:key=value,...]`, keys: steps, width,
 photo_look (the run's data.photo_look unless given), context (window side over the spot region's), seeds (added to
 the run's seed; several: their scores averaged), candidates, margin, jitter (windows' sides in training drawn down to
-exp(-jitter) times the spot's; the recipe's 0.5, before it 0.2). `recipe` alone re-trains the run's own second
-stage. Prints, per variant and collection, the pages found, and how often Waldo was among the candidates; --out keeps
+exp(-jitter) times the spot's; the recipe's 0.5, before it 0.2), decoys (1: the training pages with --decoys,
+their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them).
+`recipe` alone re-trains the run's own second stage. --decoys applies the decoys to the held-out pages' labels for
+every variant, so that all are scored alike. Prints, per variant and collection, the pages found, and how often Waldo was among the candidates; --out keeps
 each candidate's score, so that other margins can be read off without training again.
 """
 
@@ -31,7 +33,7 @@ from torch import nn
 
 from waldo_pl.cli import CONF_DIR
 from waldo_pl.data import spot_windows
-from waldo_pl.data.formats import collection_of
+from waldo_pl.data.formats import collection_of, with_decoys
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.data.spot_stream import SpotStream
 from waldo_pl.inference.answer import Spot
@@ -44,7 +46,8 @@ from waldo_pl.second_stage import fit_second_stage, mine_spots
 
 DEFAULTS = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
 RECIPE = {"steps": DEFAULTS.steps, "width": DEFAULTS.width, "photo_look": None, "context": spot_windows.CONTEXT, "seeds": [0],
-          "candidates": DEFAULTS.candidates, "margin": float(DEFAULTS.margin), "jitter": -SpotStream.SIDE_JITTER[0]}
+          "candidates": DEFAULTS.candidates, "margin": float(DEFAULTS.margin), "jitter": -SpotStream.SIDE_JITTER[0],
+          "decoys": 0}
 
 
 class MeanLogOdds(nn.Module):
@@ -68,17 +71,18 @@ def parse_variant(text: str) -> tuple[str, dict]:
         if key == "seeds":
             settings[key] = [int(s) for s in value.split("+")]
         else:
-            settings[key] = int(value) if key in ("steps", "width", "candidates") else float(value)
+            settings[key] = int(value) if key in ("steps", "width", "candidates", "decoys") else float(value)
     return name, settings
 
 
-def fold_spots(run: Path, cache: dict) -> dict:
-    """The fold's pages and the first stage's spots on them (mined once, kept in `cache`)."""
+def fold_spots(run: Path, cache: dict, decoys: Path | None) -> dict:
+    """The fold's pages and the first stage's spots on them (mined once, kept in `cache`); the held-out pages'
+    labels with `decoys`, the training pages with and without them."""
     cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     held_out = {p["page"] for p in json.loads((run / "metrics.json").read_text())["pages"]}
-    train, test = datamodule.train_pages, [p for p in datamodule.val_pages if p.name in held_out]
+    train, test = datamodule.train_pages, with_decoys([p for p in datamodule.val_pages if p.name in held_out], decoys)
     key = str(run)
     if key not in cache:
         started = time.perf_counter()
@@ -89,7 +93,7 @@ def fold_spots(run: Path, cache: dict) -> dict:
         cache[key] = {"train": dict(zip((p.name for p in train), mined)), "test": dict(zip((p.name for p in test), searched))}
         print(f"{run}: mined {len(train)} training and {len(test)} held-out pages in {time.perf_counter() - started:.0f} s", flush=True)
     collection = collection_of(list(cfg.data.root))
-    return {"train": train, "test": test, "spots": cache[key], "seed": int(cfg.seed), "collection": collection,
+    return {"train": train, "train_decoys": with_decoys(train, decoys), "test": test, "spots": cache[key], "seed": int(cfg.seed), "collection": collection,
             "photo_look": float(cfg.data.get("photo_look", 0.0))}
 
 
@@ -98,6 +102,8 @@ def main():
     parser.add_argument("folders", type=Path, nargs="+", help="cross-validation output folders (runs found below them)")
     parser.add_argument("--cache", type=Path, default=Path("second_stage_folds.json"))
     parser.add_argument("--variant", action="append", default=[], help="name[:key=value,...] (seeds joined by +)")
+    parser.add_argument("--decoys", type=Path, help="a decoys CSV (data.decoys): the held-out labels with it, and "
+                        "the training pages of variants with decoys=1")
     parser.add_argument("--out", type=Path, help="write every held-out page's candidates and each variant's scores (JSON)")
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variant or ["recipe"]]
@@ -105,7 +111,7 @@ def main():
     cache = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
     folds = []
     for run in runs:
-        folds.append((run, fold_spots(run, cache)))
+        folds.append((run, fold_spots(run, cache, args.decoys)))
         args.cache.write_text(json.dumps(cache))
 
     rows = []  # one a held-out page: its candidates' hits and each variant's answer
@@ -117,7 +123,8 @@ def main():
         for name, v in variants:
             started = time.perf_counter()
             spot_windows.CONTEXT, SpotStream.SIDE_JITTER = v["context"], (-v["jitter"], SpotStream.SIDE_JITTER[1])
-            nets = [fit_second_stage(fold["train"], [fold["spots"]["train"][p.name] for p in fold["train"]], steps=v["steps"],
+            train = fold["train_decoys" if v["decoys"] else "train"]
+            nets = [fit_second_stage(train, [fold["spots"]["train"][p.name] for p in train], steps=v["steps"],
                                      photo_look=fold["photo_look"] if v["photo_look"] is None else v["photo_look"], width=v["width"],
                                      seed=fold["seed"] + s) for s in v["seeds"]]
             stage = SecondStage(MeanLogOdds(nets).eval(), v["candidates"], UNCALIBRATED, "none", v["margin"], "share")

@@ -174,3 +174,16 @@ def test_a_bad_groups_file_is_named(page_folder, tmp_path):
     (tmp_path / "wrong.csv").write_text("name,spread\na.jpg,1\n")
     with pytest.raises(UserError, match="filename and scene"):
         WaldoDataModule(root=str(page_folder), groups=str(tmp_path / "wrong.csv"))
+
+
+def test_data_decoys_go_with_the_pages_to_both_sides_of_the_split(page_folder, tmp_path):
+    (tmp_path / "decoys.csv").write_text("filename,width,height,xmin,ymin,xmax,ymax\na.png,160,120,96,66,120,94\n"
+                                         "b.jpg,128,96,0,0,20,20\n")
+    dm = WaldoDataModule(root=str(page_folder), panel=64, val_pages=["b.jpg"], decoys=str(tmp_path / "decoys.csv"))
+    dm.setup("fit")
+    train = {p.name: p for p in dm.train_pages}
+    assert train["a.png"].waldo_boxes.tolist() == [[20, 30, 36, 50]] and train["a.png"].decoy_boxes.tolist() == [[96, 66, 120, 94]]
+    assert dm.val_pages[0].decoy_boxes.tolist() == [[0, 0, 20, 20]]
+    assert dm.crop_stream.pages[0].decoy_boxes.tolist() == [[96, 66, 120, 94]]  # the stream's pages keep them
+    with pytest.raises(UserError, match="data.decoys=.*missing.csv"):
+        WaldoDataModule(root=str(page_folder), decoys=str(tmp_path / "missing.csv"))

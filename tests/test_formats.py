@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from conftest import draw_page, write_csv
-from waldo_pl.data.formats import load_csv, load_npy, load_pages, load_voc
+from waldo_pl.data.formats import load_csv, load_npy, load_pages, load_voc, read_decoys, with_decoys
 from waldo_pl.data.prepare import main as prepare_main
 from waldo_pl.data.prepare import write_npy
 from waldo_pl.errors import UserError
@@ -138,3 +138,45 @@ def test_npy_arrays_of_the_wrong_shape_are_an_error(tmp_path):
     np.save(tmp_path / "labels_uint8.npy", np.zeros((2, 8, 9), np.uint8))
     with pytest.raises(UserError, match="do not match"):
         load_pages(tmp_path)
+
+
+def write_decoys(path, rows):
+    import csv
+
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([("filename", "width", "height", "xmin", "ymin", "xmax", "ymax"), *rows])
+    return path
+
+
+def test_decoys_stay_with_their_page_and_drop_the_waldo_box_they_frame(page_folder, tmp_path):
+    """A label that marks a title badge's portrait as Waldo loses that box; a page of the same name but another size
+    (another folder's) is left alone."""
+    decoys = write_decoys(tmp_path / "decoys.csv", [("a.png", 160, 120, 96, 66, 120, 94), ("b.jpg", 999, 96, 0, 0, 5, 5)])
+    pages = {p.name: p for p in with_decoys(load_pages(page_folder), decoys)}
+    assert pages["a.png"].waldo_boxes.tolist() == [[20, 30, 36, 50]]
+    assert pages["a.png"].decoy_boxes.tolist() == [[96, 66, 120, 94]]
+    assert pages["b.jpg"].decoy_boxes.shape == (0, 4) and len(pages["b.jpg"].waldo_boxes) == 1
+    assert with_decoys(list(pages.values()), None) == list(pages.values())
+
+
+@pytest.mark.parametrize(
+    "rows, why",
+    [
+        ([("c.png", 56, 48, 5, 5, 30, 35)], "cover every Waldo box"),
+        ([("a.png", 160, 120, 5, "x", 10, 10)], "decoys.csv:2: width, height"),
+        ([("a.png", 160, 120, 150, 5, 170, 10)], "inside the page"),
+    ],
+)
+def test_a_bad_decoy_is_one_line_naming_the_setting(page_folder, tmp_path, rows, why):
+    decoys = write_decoys(tmp_path / "decoys.csv", rows)
+    with pytest.raises(UserError, match=why) as err:
+        with_decoys(load_pages(page_folder), decoys)
+    assert str(err.value).startswith(f"data.decoys={decoys}") and "\n" not in str(err.value)
+
+
+def test_a_decoys_file_without_its_columns_is_refused(tmp_path):
+    (tmp_path / "decoys.csv").write_text("filename,xmin,ymin,xmax,ymax\na.png,1,1,5,5\n")
+    with pytest.raises(UserError, match="needs the columns filename,width,height"):
+        read_decoys(tmp_path / "decoys.csv")
+    with pytest.raises(UserError, match="cannot read it"):
+        read_decoys(tmp_path / "missing.csv")

@@ -61,3 +61,22 @@ def test_photo_folds_leave_one_spread_out_with_its_scan():
         scans = [n for n in fold if not n.startswith("webcam_")]
         assert all(groups[s] == groups[fold[0]] for s in scans) and len(scans) <= 1
     assert sum(len(fold) for fold in held) == 36 + sum(1 for fold in held for n in fold if not n.startswith("webcam_"))
+
+
+def test_the_projects_decoys_frame_a_waldo_printed_outside_the_scene_of_a_shared_page():
+    """conf/data/decoys.csv: each row fits a shared page of its size; pages 8 and 10 lose the stamp their labels mark
+    as Waldo and keep the scene's Waldo; the other decoys leave every label as it was."""
+    from waldo_pl.cli import CONF_DIR
+    from waldo_pl.data.formats import load_collections, read_decoys, with_decoys
+
+    root = shared_pages_or_skip().parent
+    if not (root / "waldo-dm" / "annotations.csv").is_file():
+        pytest.skip(f"{root / 'waldo-dm'} is absent")
+    pages = load_collections([root / "waldo", root / "waldo-dm"])
+    decoys = read_decoys(CONF_DIR / "data" / "decoys.csv")
+    sizes = {(p.name, p.width, p.height) for p in pages}
+    assert set(decoys) <= sizes and sum(len(b) for b in decoys.values()) == 9
+    after = {p.name: p for p in with_decoys(pages, CONF_DIR / "data" / "decoys.csv")}
+    lost = {p.name: len(p.waldo_boxes) - len(after[p.name].waldo_boxes) for p in pages}
+    assert {name: n for name, n in lost.items() if n} == {"8.jpg": 1, "10.jpg": 1}
+    assert all(len(after[name].decoy_boxes) == len(boxes) for (name, _, _), boxes in decoys.items())

@@ -87,6 +87,24 @@ def test_the_stream_needs_false_spots_to_learn_from():
         SpotStream([page], [[spot(110, 70)]])
 
 
+def test_the_stream_draws_the_pages_decoys_as_waldo_free_windows():
+    """A title badge's portrait (here a blue square) is drawn among the Waldo-free windows as often as the page's
+    best false spot, whether or not the first stage's spots found it."""
+    decoy = (160, 120, 190, 150)
+    image = draw_page(200, 240, [WALDO])
+    image[decoy[1]:decoy[3], decoy[0]:decoy[2]] = (0, 0, 255)
+    spots = [spot(110, 70, WALDO), spot(30, 150, (20, 140, 40, 166))]
+    blue = lambda w: float(w[2, 28:36, 28:36].mean() - w[0, 28:36, 28:36].mean()) > 0.5
+
+    def blue_share(page):
+        pairs = itertools.islice(iter(SpotStream([page], [spots], seed=2, random_share=0.0)), 400)
+        negatives = [w for w, label in pairs if label == 0]
+        return np.mean([blue(w) for w in negatives])
+
+    assert blue_share(Page("p", image, [WALDO], decoy_boxes=[decoy])) > 0.4  # weights 1 (decoy) and 1/2 (false spot)
+    assert blue_share(Page("p", image, [WALDO])) == 0.0
+
+
 class Redness(torch.nn.Module):
     """A stand-in second stage: the window centre's red minus its green, so Waldo's stripes score high."""
 

@@ -17,9 +17,9 @@ from hydra.errors import HydraException, InstantiationException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from waldo_pl import CONF_DIR
 from waldo_pl.errors import UserError, exits_cleanly
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _task_started = False
 
 

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.data.download import COMPLETE_MARKER, default_root
-from waldo_pl.data.formats import collection_of, load_collections
+from waldo_pl.data.formats import collection_of, load_collections, with_decoys
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.answer import page_outcome
@@ -44,7 +44,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     by_seed: dict[str, list] = {}
     scored = []  # (run, config, its held-out pages' outcomes)
-    pages_at: dict[Path, list] = {}  # each data root read once, not once a fold
+    pages_at: dict[tuple, list] = {}  # each data root (with its decoys) read once, not once a fold
     for path in runs:
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
         rescore = (scales is not None or flip or not second_stage or candidates is not None or margin is not None
@@ -219,9 +219,10 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
         stage = dataclasses.replace(stage, confidence=confidence, platt=UNCALIBRATED)
     settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=bf16)
     results = []
-    if roots not in pages_at:
-        pages_at[roots] = load_collections(list(roots))
-    for page in (p for p in pages_at[roots] if p.name in held_out):
+    decoys = cfg.data.get("decoys") if cfg is not None else None  # the labels as the run read them
+    if (roots, decoys) not in pages_at:
+        pages_at[roots, decoys] = with_decoys(load_collections(list(roots)), decoys)
+    for page in (p for p in pages_at[roots, decoys] if p.name in held_out):
         _, spots = search(net, page.image, settings, stage)
         results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes), "confidence_of": confidence_of(stage)})
     order = [p["page"] for p in record["pages"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator, Sequence
 
@@ -25,7 +26,7 @@ def pad_to_panel(page: Page, panel: int) -> Page:
     if not (pad_h or pad_w):
         return page
     image = np.pad(page.image, ((0, pad_h), (0, pad_w), (0, 0)), constant_values=255)
-    return Page(page.name, image, page.waldo_boxes)
+    return dataclasses.replace(page, image=image)
 
 
 def waldo_free_corners(mask: np.ndarray, window: int, stride: int = NEGATIVE_STRIDE) -> np.ndarray:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from waldo_pl.data.crops import CropLoader, CropStream
 from waldo_pl.data.download import ensure_downloaded
-from waldo_pl.data.formats import load_collections, read_groups
+from waldo_pl.data.formats import load_collections, read_decoys, read_groups, with_decoys
 from waldo_pl.data.page import Page
 from waldo_pl.errors import UserError
 
@@ -114,6 +114,7 @@ class WaldoDataModule(L.LightningDataModule):
         zooms: list[float] = (1.0,),
         colour_jitter: float = 0.0,
         photo_look: float = 0.0,
+        decoys: str | None = None,
         num_workers: int = 0,
         seed: int = 0,
         split_seed: int | None = None,
@@ -133,6 +134,9 @@ class WaldoDataModule(L.LightningDataModule):
                 raise UserError(f"data.root={folder}: no such folder; point data.root at a folder of labelled pages")
         if groups is not None:
             read_groups(groups)  # a missing or malformed file is said now, not after the pages are read
+        if decoys is not None:
+            decoys = str(decoys)
+            read_decoys(decoys)
         # plain lists, not Hydra ListConfigs, so that the checkpoint loads with weights_only
         val_pages = None if val_pages is None else [str(name) for name in val_pages]
         always_train = [str(name) for name in always_train]
@@ -150,8 +154,8 @@ class WaldoDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.crop_stream is not None:
             return
-        pages = load_collections(self.hparams.root if self.hparams.root is not None else ensure_downloaded())
         hp = self.hparams
+        pages = with_decoys(load_collections(hp.root if hp.root is not None else ensure_downloaded()), hp.decoys)
         if hp.overfit_pages:  # debug=overfit: learn a few pages and be checked on the same ones
             self.train_pages = self.val_pages = pages[: hp.overfit_pages]
         else:

@@ -117,6 +117,55 @@ def read_groups(path: str | Path, setting: str = "data.groups") -> dict[str, str
     return groups
 
 
+DECOY_COLUMNS = ("filename", "width", "height", "xmin", "ymin", "xmax", "ymax")
+
+
+def read_decoys(path: str | Path, setting: str = "data.decoys") -> dict[tuple[str, int, int], np.ndarray]:
+    """{(page name, width, height): (M, 4) decoy boxes} from a CSV with the columns of annotations.csv but class:
+    Waldos printed outside the scene, which are not the answer. The page's size keys it with its name, so that
+    another folder's page of the same name is left alone."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{setting}={path}: cannot read it ({err}); give a CSV with the columns {','.join(DECOY_COLUMNS)}") from None
+    if not rows or not set(DECOY_COLUMNS) <= set(rows[0]):
+        raise UserError(f"{setting}={path}: needs the columns {','.join(DECOY_COLUMNS)} and a row a decoy")
+    decoys: dict[tuple[str, int, int], list] = defaultdict(list)
+    for line, row in enumerate(rows, start=2):
+        try:
+            width, height, x1, y1, x2, y2 = (int(row[c]) for c in DECOY_COLUMNS[1:])
+        except (TypeError, ValueError):
+            raise UserError(f"{setting}={path}:{line}: width, height, xmin, ymin, xmax, ymax must be whole numbers") from None
+        if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+            raise UserError(f"{setting}={path}:{line}: the box must be non-empty and inside the page's width and height")
+        decoys[row["filename"], width, height].append([x1, y1, x2, y2])
+    return {key: np.array(boxes, dtype=np.int64) for key, boxes in decoys.items()}
+
+
+def with_decoys(pages: list[Page], path: str | Path | None, setting: str = "data.decoys") -> list[Page]:
+    """The pages with the decoys `path` lists on them (none for null): each page's decoy_boxes set, and a Waldo box
+    whose centre lies in a decoy dropped (labels that mark a title badge's portrait as Waldo). Rows for pages not
+    among `pages` are ignored, so that one file can serve several folders."""
+    if path is None:
+        return pages
+    decoys = read_decoys(path, setting)
+    out = []
+    for page in pages:
+        boxes = decoys.get((page.name, page.width, page.height))
+        if boxes is None:
+            out.append(page)
+            continue
+        centres = (page.waldo_boxes[:, None, :2] + page.waldo_boxes[:, None, 2:]) / 2
+        inside = ((centres >= boxes[None, :, :2]) & (centres < boxes[None, :, 2:])).all(-1).any(-1)
+        if inside.all():
+            raise UserError(f"{setting}={path}: the decoys on {page.name} cover every Waldo box it has; "
+                            "a decoy frames a Waldo printed outside the scene, not the answer")
+        out.append(dataclasses.replace(page, waldo_boxes=page.waldo_boxes[~inside], decoy_boxes=boxes))
+    return out
+
+
 def _checked_box(where: str, name: str, box, size, page_size) -> list[int] | None:
     """The box as ints, or None (with a warning) when it does not fit its page."""
     try:

@@ -18,15 +18,18 @@ SIDEWAYS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 @dataclasses.dataclass(frozen=True)
 class Page:
-    """A page as RGB uint8 (H, W, 3) and its Waldo boxes (N, 4) as pixel x1, y1, x2, y2 (max exclusive)."""
+    """A page as RGB uint8 (H, W, 3) and its Waldo boxes (N, 4) as pixel x1, y1, x2, y2 (max exclusive).
+    `decoy_boxes` (M, 4), in the same form: Waldos printed outside the scene (a title badge's portrait, a stamp, the
+    figure of a what-to-look-for box), which look like him but are not the answer (formats.with_decoys)."""
 
     name: str
     image: np.ndarray
     waldo_boxes: np.ndarray
+    decoy_boxes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), np.int64))
 
     def __post_init__(self):
-        boxes = np.asarray(self.waldo_boxes, dtype=np.int64).reshape(-1, 4)
-        object.__setattr__(self, "waldo_boxes", boxes)
+        for field in ("waldo_boxes", "decoy_boxes"):
+            object.__setattr__(self, field, np.asarray(getattr(self, field), dtype=np.int64).reshape(-1, 4))
 
     @property
     def height(self) -> int:

@@ -19,7 +19,8 @@ class SpotStream(IterableDataset):
 
     Waldo windows: around each page's true head boxes (sides and centres jittered) and around the first
     stage's spots that hit him. Waldo-free windows: around the first stage's false spots on the page,
-    the higher ranked drawn more often (look-alikes first), and a share `random_share` of random windows.
+    the higher ranked drawn more often (look-alikes first), around the page's decoys (a title badge's portrait: as
+    often as a best false spot), and a share `random_share` of random windows.
     Each is flipped left-right half the time; a share `photo_look` is made to look photographed. A window's side is
     its spot's times exp(u), u drawn uniformly from SIDE_JITTER: down to 0.6 times, because on pages the first stage
     never saw its region around Waldo is narrower than on its training pages (windows 2.4 times his head on held-out
@@ -45,6 +46,10 @@ class SpotStream(IterableDataset):
                 else:
                     misses.append(entry)
                     weights.append(1.0 / (1 + rank))
+        for i, page in enumerate(self.pages):  # Waldos printed outside the scene: drawn as often as a page's best false spot
+            for box in page.decoy_boxes:
+                misses.append((i, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, window_side(box)))
+                weights.append(1.0)
         if not self.waldos or not misses:
             raise UserError("the second stage needs training pages with Waldo boxes and first-stage spots that miss him")
         self.hits, self.misses = hits, misses
