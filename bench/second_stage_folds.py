@@ -31,6 +31,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from waldo_pl.calibration import calibrated
 from waldo_pl.cli import CONF_DIR
 from waldo_pl.data import spot_windows
 from waldo_pl.data.formats import collection_of, with_decoys
@@ -38,7 +39,7 @@ from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.data.spot_stream import SpotStream
 from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.device import search_network
-from waldo_pl.inference.rerank import SecondStage, rerank, spot_scores
+from waldo_pl.inference.rerank import SecondStage, reranked_order, share_log_odds, spot_scores
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
 from waldo_pl.odds import UNCALIBRATED
@@ -130,10 +131,12 @@ def main():
             stage = SecondStage(MeanLogOdds(nets).eval(), v["candidates"], UNCALIBRATED, "none", v["margin"], "share")
             for page in test:
                 spots = [Spot(s["x"], s["y"], s["confidence"], s["box"]) for s in fold["spots"]["test"][page.name]]
-                answer = rerank(stage, page.image, spots, bf16=True)[0]
-                page_rows[page.name]["answers"][name] = {"hit": bool(distance_to_boxes(answer.x, answer.y, page.waldo_boxes) == 0),
-                                                         "confidence": answer.confidence,
-                                                         "scores": spot_scores(stage.net, page.image, spots, bf16=True).tolist()}
+                scores = spot_scores(stage.net, page.image, spots, bf16=True)  # once: the answer is read off them as rerank does
+                best = reranked_order(scores, stage.candidates, stage.margin)[0]
+                page_rows[page.name]["answers"][name] = {
+                    "hit": bool(distance_to_boxes(spots[best].x, spots[best].y, page.waldo_boxes) == 0),
+                    "confidence": float(calibrated(share_log_odds(scores, stage.candidates), UNCALIBRATED)[best]),
+                    "scores": scores.tolist()}
             spot_windows.CONTEXT, SpotStream.SIDE_JITTER = RECIPE["context"], (-RECIPE["jitter"], SpotStream.SIDE_JITTER[1])
             print(f"{run.name} {name}: {time.perf_counter() - started:.0f} s", flush=True)
         rows += page_rows.values()
