@@ -375,6 +375,18 @@ def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_
     assert bad.returncode == 2 and bad.stderr.startswith("error: --margin 2.0 with --first-stage-only"), bad.stderr
 
 
+def test_crossval_searches_again_against_the_labels_as_the_run_read_them_decoys_and_all(two_stage_run, tmp_path):
+    from waldo_pl import crossval
+
+    run = two_stage_run / "run"
+    record, cfg = json.loads((run / "metrics.json").read_text()), crossval.run_config(run)
+    assert cfg.data.decoys is None and crossval.rescored_pages(run, record, cfg, [1.0], False, None, {})
+    (tmp_path / "decoys.csv").write_text("filename,width,height,xmin,ymin,xmax,ymax\np1.png,160,128,96,16,120,44\n")
+    cfg.data.decoys = str(tmp_path / "decoys.csv")  # a decoy over the held-out page's only Waldo: refused, so read
+    with pytest.raises(UserError, match="data.decoys=.*cover every Waldo box"):
+        crossval.rescored_pages(run, record, cfg, [1.0], False, None, {})
+
+
 def test_crossval_searches_again_with_the_confidence_made_from_either_number(two_stage_run):
     """The same answer, its confidence from the share (as the run trained) or the score, and a calibration fitted on
     those answers names the number it maps."""
