@@ -57,7 +57,7 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
     assert stage.platt != (1.0, 0.0) and "held-out" in stage.calibration and stage.confidence == second["confidence"]
     # calibrated on answers searched as predict.py searches by default: a confidence fitted on another search means less
     search = PredictConfig()
-    assert stage.calibration.endswith(searched_as({"search": {"scales": search.scales, "flip": search.flip}}))
+    assert stage.calibration.endswith(searched_as({"search": {"scales": search.scales, "flip": search.flip, "merge": search.merge}}))
 
 
 def test_the_bundled_model_finds_waldo_on_a_real_page():

@@ -233,8 +233,13 @@ def test_a_calibration_of_answers_as_validated_says_the_search_when_every_run_va
         for i, page in enumerate(record["pages"]):
             page["log_odds"] = 1.0 + i
         (tmp_path / run / "metrics.json").write_text(json.dumps(record))
+    fold_table(tmp_path, calibrate=tmp_path / "alike.json")  # configs from before page_validation.merge: the best kept
+    assert json.loads((tmp_path / "alike.json").read_text())["search"] == {"scales": [1.0, 1.25], "flip": True, "merge": "max"}
+    for run in ("0", "1"):
+        config = tmp_path / run / ".hydra" / "config.yaml"
+        OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"callbacks": {"page_validation": {"merge": "mean"}}}), config)
     fold_table(tmp_path, calibrate=tmp_path / "alike.json")
-    assert json.loads((tmp_path / "alike.json").read_text())["search"] == {"scales": [1.0, 1.25], "flip": True}
+    assert json.loads((tmp_path / "alike.json").read_text())["search"] == {"scales": [1.0, 1.25], "flip": True, "merge": "mean"}
     config = tmp_path / "1" / ".hydra" / "config.yaml"  # one run validated without the mirror: no search to name
     OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"callbacks": {"page_validation": {"flip": False}}}), config)
     fold_table(tmp_path, calibrate=tmp_path / "unlike.json")

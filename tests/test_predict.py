@@ -67,6 +67,20 @@ def test_flip_makes_the_answer_the_same_for_a_mirrored_page(scales):
         assert np.allclose(flipped, (plain + plain_of_mirror[:, ::-1]) / 2, atol=1e-6)
 
 
+def test_the_scales_maps_merge_by_their_mean_so_a_spot_seen_at_one_scale_counts_less():
+    """A network that sees Waldo only at one scale of two: by the mean his log-odds are the mean of the two maps', by
+    max the better one's; a single scale is itself either way."""
+    torch.manual_seed(0)
+    net = TutorialNet().eval()
+    page = np.random.default_rng(3).integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    at = {s: log_odds_at_scales(net, page, (s,)) for s in (1.0, 2.0)}
+    assert np.abs(at[1.0] - at[2.0]).max() > 1e-2  # an untrained network sees the two sizes differently
+    assert np.allclose(log_odds_at_scales(net, page, (1.0, 2.0)), (at[1.0] + at[2.0]) / 2, atol=1e-5)
+    assert np.allclose(log_odds_at_scales(net, page, (1.0, 2.0), merge="max"), np.maximum(at[1.0], at[2.0]), atol=1e-5)
+    assert np.array_equal(log_odds_at_scales(net, page, (1.0,), merge="max"), at[1.0])
+    assert SearchSettings().merge == "mean"
+
+
 @pytest.mark.parametrize("scales", [(1.0,), (0.5,), (1.5,), (0.5, 1.0, 2.0)])
 def test_coordinates_are_in_the_pages_own_pixels(scales):
     page = np.full((101, 203, 3), 128, np.uint8)
@@ -302,6 +316,7 @@ def test_predict_py_fails_in_one_line_with_exit_2(trained_checkpoint, tmp_path, 
     ("tile", 1000, "tile=1000: must be a multiple of 16"),
     ("batch_size", 0, "batch_size=0: must be 1 or more"),
     ("max_whole_pixels", -1, "max_whole_pixels=-1"),
+    ("merge", "median", "merge=median: mean or max"),
 ])
 def test_the_search_refuses_a_setting_it_cannot_search_with(setting, value, message):
     with pytest.raises(UserError, match=re.escape(message)):

@@ -316,6 +316,9 @@ def test_export_calibrates_the_confidence_the_model_gives_and_no_other(two_stage
     # how the calibration's pages were searched goes into the record; a garbled search is refused
     flipped = export(ckpt, tmp_path / "flip.pt", calibration={**fit, "confidence": "share", "search": {"scales": [1, 1.25], "flip": True}})
     assert load_second_stage(read_checkpoint(flipped), str(flipped)).calibration.endswith("searched at scales 1, 1.25 and mirrored")
+    merged = export(ckpt, tmp_path / "mean.pt", calibration={**fit, "confidence": "share",
+                                                             "search": {"scales": [1, 1.25], "flip": True, "merge": "mean"}})
+    assert load_second_stage(read_checkpoint(merged), str(merged)).calibration.endswith("scales 1, 1.25 (their mean) and mirrored")
     with pytest.raises(UserError, match="--calibration: its search is not one waldo-crossval --calibrate writes"):
         export(ckpt, tmp_path / "garbled.pt", calibration={**fit, "confidence": "share", "search": {"scales": [1], "flip": "yes"}})
     assert not any((tmp_path / name).exists() for name in ("bare.pt", "mixed.pt", "odd.pt", "first.pt", "garbled.pt"))

@@ -28,6 +28,7 @@ from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.device import load_for_search
+from waldo_pl.inference.heatmap import MERGES
 from waldo_pl.inference.rerank import check_confidence, check_margin, confidence_of
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.odds import UNCALIBRATED
@@ -36,7 +37,7 @@ from waldo_pl.odds import UNCALIBRATED
 def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path | None = None, flip: bool = False,
                second_stage: bool = True, calibrate: Path | None = None, calibrated_by: Path | None = None,
                candidates: int | None = None, margin: float | None = None, confidence: str | None = None,
-               keep: Path | None = None, with_first_stage: bool = False) -> str:
+               keep: Path | None = None, with_first_stage: bool = False, merge: str | None = None) -> str:
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
@@ -48,9 +49,9 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     for path in runs:
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
         rescore = (scales is not None or flip or not second_stage or candidates is not None or margin is not None
-                   or confidence is not None)
+                   or confidence is not None or merge is not None)
         pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage, candidates, margin,
-                                confidence) if rescore else record["pages"])
+                                confidence, merge or SearchSettings.merge) if rescore else record["pages"])
         fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
         scored.append((path.parent, cfg, pages))
@@ -70,7 +71,8 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
                 for run, cfg, pages in scored for page in pages]
         write_text_atomically(keep, json.dumps(kept, indent=1) + "\n")
     if calibrate is not None:
-        searched = {"scales": list(scales or [1.0]), "flip": flip} if rescore else validated_search([cfg for _, cfg, _ in scored])
+        searched = ({"scales": list(scales or [1.0]), "flip": flip, "merge": merge or SearchSettings.merge} if rescore
+                    else validated_search([cfg for _, cfg, _ in scored]))
         lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched, with_first_stage)]
         if len(scored) > 1:
             lines += ["", cross_fitted_calibration(scored, with_first_stage)]
@@ -177,15 +179,17 @@ def run_config(run: Path) -> DictConfig | None:
 
 
 def validated_search(configs: list[DictConfig | None]) -> dict | None:
-    """How the runs searched their held-out pages when they validated (page_validation's scales and flip), if they all
-    did alike; None where one did not say or they differ."""
+    """How the runs searched their held-out pages when they validated (page_validation's scales, flip and merge), if
+    they all did alike; None where one did not say or they differ."""
     searched = []
     for cfg in configs:
         validation = OmegaConf.select(cfg, "callbacks.page_validation") if cfg is not None else None
         if validation is None or validation.get("scales") is None:
             return None
-        # a config without page_validation.flip is of a run from before the setting: it validated unmirrored
-        searched.append({"scales": [float(s) for s in validation.scales], "flip": bool(validation.get("flip", False))})
+        # a config without page_validation.flip or .merge is of a run from before the setting: it validated unmirrored,
+        # the scales' best kept
+        searched.append({"scales": [float(s) for s in validation.scales], "flip": bool(validation.get("flip", False)),
+                         "merge": str(validation.get("merge", "max"))})
     return searched[0] if searched and all(s == searched[0] for s in searched) else None
 
 
@@ -198,7 +202,7 @@ def fold_and_seed(cfg: DictConfig | None) -> tuple[str, str]:
 
 def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list[float], flip: bool,
                    data_root: Path | None, pages_at: dict, second_stage: bool = True, candidates: int | None = None,
-                   margin: float | None = None, confidence: str | None = None) -> list[dict]:
+                   margin: float | None = None, confidence: str | None = None, merge: str = SearchSettings.merge) -> list[dict]:
     """The run's held-out pages searched again by its last checkpoint at `scales` (and mirrored, with `flip`),
     re-ranked by its second stage unless `second_stage` is off (its best `candidates` spots with `margin`, else as it
     trained), the confidence made from `confidence` (the stage's share or score; uncalibrated where the stage was
@@ -217,7 +221,7 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, scales: list
         stage = dataclasses.replace(stage, margin=margin)
     if stage is not None and confidence not in (None, stage.confidence):  # its mapping was fitted on the other number
         stage = dataclasses.replace(stage, confidence=confidence, platt=UNCALIBRATED)
-    settings = SearchSettings(scales=tuple(scales), flip=flip, bf16=bf16)
+    settings = SearchSettings(scales=tuple(scales), flip=flip, merge=merge, bf16=bf16)
     results = []
     decoys = cfg.data.get("decoys") if cfg is not None else None  # the labels as the run read them
     if (roots, decoys) not in pages_at:
@@ -282,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--scales", type=float, nargs="+", help="search the held-out pages again at these scales")
     parser.add_argument("--flip", action="store_true", help="search the held-out pages again, mirrored as well")
+    parser.add_argument("--merge", choices=MERGES, help="search the held-out pages again, the scales' heatmaps merged per "
+                                                        "pixel by their mean (predict.py's) or max")
     parser.add_argument("--data", type=Path, help="the labelled pages, if not at the runs' data.root")
     stages = parser.add_mutually_exclusive_group()
     stages.add_argument("--first-stage-only", action="store_true", help="search the held-out pages again without the second stage")
@@ -312,7 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.with_first_stage and args.calibrate is None:
         raise UserError("--with-first-stage: it says what --calibrate fits; give --calibrate OUT.json too")
     print(fold_table(args.folder, args.scales, args.data, args.flip, not args.first_stage_only, args.calibrate,
-                     args.calibrated_by, args.candidates, args.margin, args.confidence, args.keep, args.with_first_stage))
+                     args.calibrated_by, args.candidates, args.margin, args.confidence, args.keep, args.with_first_stage,
+                     args.merge))
 
 
 if __name__ == "__main__":

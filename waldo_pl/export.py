@@ -37,7 +37,8 @@ def searched_as(calibration: dict) -> str:
         scales, flip = [], None
     if not scales or not isinstance(flip, bool):
         raise UserError("--calibration: its search is not one waldo-crossval --calibrate writes (needs scales and flip)")
-    return f", searched at scales {', '.join(f'{s:g}' for s in scales)}{' and mirrored' if flip else ''}"
+    merged = {"mean": " (their mean)", "max": " (their best)"}.get(searched.get("merge")) if len(scales) > 1 else None
+    return f", searched at scales {', '.join(f'{s:g}' for s in scales)}{merged or ''}{' and mirrored' if flip else ''}"
 
 
 def export(ckpt: Path, out: Path, record: dict | None = None, calibration: dict | None = None,

@@ -22,11 +22,13 @@ PREVIEW_PAGE_SIDE = 768  # validation pictures are shrunk to this for TensorBoar
 
 
 class PageValidation(L.Callback):
-    """Search each validation page whole, at `scales` (and mirrored, with `flip`), and log how the answer went."""
+    """Search each validation page whole, at `scales` (merged by `merge`; and mirrored, with `flip`), and log how the
+    answer went."""
 
-    def __init__(self, threshold: float = 0.8, scales: tuple[float, ...] = (1.0,), flip: bool = False, pictures: bool = True):
+    def __init__(self, threshold: float = 0.8, scales: tuple[float, ...] = (1.0,), flip: bool = False, pictures: bool = True,
+                 merge: str = "mean"):
         # whole pages, never tiles; a bad threshold or scale fails when the callback is built
-        self.settings = SearchSettings(threshold=threshold, scales=tuple(scales), flip=flip, max_whole_pixels=1 << 40)
+        self.settings = SearchSettings(threshold=threshold, scales=tuple(scales), flip=flip, merge=merge, max_whole_pixels=1 << 40)
         self.pictures = pictures
         self.page_results: list[dict] = []
         self.second_stage = None  # set by training once it has trained one, for the final validation

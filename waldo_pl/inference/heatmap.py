@@ -69,6 +69,14 @@ def check_scales(scales) -> None:
         raise ValueError(f"scales={list(scales)}: give one or more positive sizes, e.g. [1.0, 1.25]")
 
 
+MERGES = ("mean", "max")  # how the scales' maps combine per pixel
+
+
+def check_merge(merge: str) -> None:
+    if merge not in MERGES:
+        raise ValueError(f"merge={merge}: {' or '.join(MERGES)} (how the scales' heatmaps combine per pixel)")
+
+
 def page_log_odds(
     net,
     page: np.ndarray,
@@ -116,14 +124,16 @@ def _tile(page: np.ndarray, y: int, x: int, th: int, tw: int) -> np.ndarray:
     return np.pad(part, ((0, short_h), (0, short_w), (0, 0)), mode="edge") if short_h or short_w else part
 
 
-def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False, bf16: bool = False, **kwargs) -> np.ndarray:
-    """The page searched at each scale, per pixel the best (highest) log-odds over the scales, in the page's own
-    pixels. With `flip`, each scale's map is the mean of the page's and its mirror image's (mirrored back), so
-    that a spot the network sees only one way round counts half."""
+def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False, bf16: bool = False, merge: str = "mean",
+                       **kwargs) -> np.ndarray:
+    """The page searched at each scale, per pixel the mean log-odds over the scales (`merge="max"`: the best), in the
+    page's own pixels: like `flip`, which makes each scale's map the mean of the page's and its mirror image's
+    (mirrored back), a spot the network sees at one scale only counts less than one it sees at all of them."""
     check_scales(scales)
+    check_merge(merge)
     net = page_network(net, bf16)
     h, w = page.shape[:2]
-    best = None
+    merged = None
     for scale in scales:
         scaled = page
         if scale != 1.0:
@@ -134,8 +144,8 @@ def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False,
             heat = (heat + page_log_odds(net, scaled[:, ::-1], **kwargs)[:, ::-1]) / 2
         if scale != 1.0:
             heat = resize_bilinear(heat, h, w)
-        best = heat if best is None else np.maximum(best, heat)
-    return best
+        merged = heat if merged is None else np.maximum(merged, heat) if merge == "max" else merged + heat
+    return merged if merge == "max" else merged / len(scales)
 
 
 def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -45,6 +45,7 @@ class PredictConfig:
     threshold: float = 0.8
     scales: List[float] = dataclasses.field(default_factory=lambda: [1.0, 1.25])
     flip: bool = True                  # also the mirrored page; False: about twice as fast
+    merge: str = "mean"                # the scales' heatmaps per pixel: mean | max
     candidates: int = 4
     tile: int = 1024
     batch_size: int = 4

@@ -8,7 +8,7 @@ import numpy as np
 
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import Spot, check_threshold, find_spots
-from waldo_pl.inference.heatmap import check_scales, check_tile, log_odds_at_scales
+from waldo_pl.inference.heatmap import check_merge, check_scales, check_tile, log_odds_at_scales
 from waldo_pl.inference.rerank import SecondStage, rerank
 from waldo_pl.models.grid import MULTIPLE
 
@@ -20,6 +20,7 @@ class SearchSettings:
     threshold: float = 0.8          # the box is the region around the peak above this probability
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False              # also search the mirror image and average the two
+    merge: str = "mean"             # the scales' maps per pixel: mean (a spot seen at one scale counts less) | max
     candidates: int = 4             # next best distinct peaks after the answer
     tile: int = 1024                # tile side for pages over max_whole_pixels
     batch_size: int = 4             # tiles a batch
@@ -33,6 +34,7 @@ class SearchSettings:
             raise UserError(f"candidates={self.candidates}: must be 0 or more")
         try:  # the heatmap's own checks, said as settings
             check_scales(self.scales)
+            check_merge(self.merge)
             check_tile(self.tile)
         except ValueError as err:
             raise UserError(str(err)) from None
@@ -50,7 +52,7 @@ def search(net, page: np.ndarray, settings: SearchSettings = SearchSettings(),
     h, w = page.shape[:2]
     if min(h, w) < MULTIPLE:
         raise UserError(f"page is {w}x{h} px; it needs at least {MULTIPLE} px a side")
-    log_odds = log_odds_at_scales(net, page, settings.scales, settings.flip, tile=settings.tile,
+    log_odds = log_odds_at_scales(net, page, settings.scales, settings.flip, merge=settings.merge, tile=settings.tile,
                                   batch_size=settings.batch_size, max_whole_pixels=settings.max_whole_pixels, bf16=settings.bf16)
     count = 1 + settings.candidates
     if second_stage is None:
