@@ -1,7 +1,7 @@
 """Which scales to search, tried on a cross-validation's held-out pages with no training: each page is searched
 once at every scale asked for (with --flip, each scale's map the mean of the page's and its mirror's, as the search
-does), and each set of scales combines those maps as the search does (per pixel the best log-odds) or, a set
-written "mean: 1 1.25", by their mean, so a set costs no search of its own. For each set: the pages found by the first stage alone, by the
+does), and each set of scales combines those maps per pixel by the best log-odds (merge=max) or, a set written
+"mean: 1 1.25", by their mean (merge=mean, the search's default), so a set costs no search of its own. For each set: the pages found by the first stage alone, by the
 two stages as predict.py answers (the run's second stage re-ranking `--candidates` spots with `--margin`, the
 conf's unless given), and
 Waldo among the first stage's 5 best, per kind of page (photos: the pages named webcam_*), per fold and in all.
