@@ -46,12 +46,13 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
     by_seed: dict[str, list] = {}
     scored = []  # (run, config, its held-out pages' outcomes)
     pages_at: dict[tuple, list] = {}  # each data root (with its decoys) read once, not once a fold
+    merged_by = merge or SearchSettings.merge  # how the pages are searched again, if they are
     for path in runs:
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
         rescore = (scales is not None or flip or not second_stage or candidates is not None or margin is not None
                    or confidence is not None or merge is not None)
         pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage, candidates, margin,
-                                confidence, merge or SearchSettings.merge) if rescore else record["pages"])
+                                confidence, merged_by) if rescore else record["pages"])
         fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
         scored.append((path.parent, cfg, pages))
@@ -71,7 +72,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
                 for run, cfg, pages in scored for page in pages]
         write_text_atomically(keep, json.dumps(kept, indent=1) + "\n")
     if calibrate is not None:
-        searched = ({"scales": list(scales or [1.0]), "flip": flip, "merge": merge or SearchSettings.merge} if rescore
+        searched = ({"scales": list(scales or [1.0]), "flip": flip, "merge": merged_by} if rescore
                     else validated_search([cfg for _, cfg, _ in scored]))
         lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched, with_first_stage)]
         if len(scored) > 1:

@@ -144,7 +144,12 @@ def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False,
             heat = (heat + page_log_odds(net, scaled[:, ::-1], **kwargs)[:, ::-1]) / 2
         if scale != 1.0:
             heat = resize_bilinear(heat, h, w)
-        merged = heat if merged is None else np.maximum(merged, heat) if merge == "max" else merged + heat
+        if merged is None:
+            merged = heat
+        elif merge == "max":
+            merged = np.maximum(merged, heat)
+        else:
+            merged = merged + heat  # not in place: the first map may be the network's own output
     return merged if merge == "max" else merged / len(scales)
 
 
