@@ -6,13 +6,16 @@ several kinds, scored on the fold's held-out pages as predict.py searches them.
 
 For each fold (a train.py run under the folders given: .hydra/config.yaml, metrics.json, checkpoints/last.ckpt)
 the first stage's spots are mined once and kept in --cache: on its training pages as the recipe mines them (the 9
-best at scales 1 and 1.25), on its held-out pages as predict.py searches (scales 1 and 1.25, mirrored, the 10 best).
+best at scales 1 and 1.25), on its held-out pages as predict.py searches (scales 1 and 1.25, mirrored, the 10 best),
+the scales' maps merged by their mean (the search's default), and by the best as well where a variant asks for it.
 Each variant then trains a second stage on the training pages (options below, the recipe's otherwise) and re-ranks
 the held-out pages' candidates with the recipe's margin. A variant is `name[:key=value,...]`, keys: steps, width,
 photo_look (the run's data.photo_look unless given), context (window side over the spot region's), seeds (added to
 the run's seed; several: their scores averaged), candidates, margin, jitter (windows' sides in training drawn down to
 exp(-jitter) times the spot's; the recipe's 0.5, before it 0.2), decoys (1: the training pages with --decoys,
-their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them).
+their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them), mined
+(mean or max: how the scales' maps were merged when the training spots were mined; the held-out pages' candidates
+are always searched as predict.py does, by the mean).
 `recipe` alone re-trains the run's own second stage. --decoys applies the decoys to the held-out pages' labels for
 every variant, so that all are scored alike. Prints, per variant and collection, the pages found, and how often Waldo was among the candidates; --out keeps
 each candidate's score, so that other margins can be read off without training again.
@@ -48,7 +51,8 @@ from waldo_pl.second_stage import fit_second_stage, mine_spots
 DEFAULTS = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
 RECIPE = {"steps": DEFAULTS.steps, "width": DEFAULTS.width, "photo_look": None, "context": spot_windows.CONTEXT, "seeds": [0],
           "candidates": DEFAULTS.candidates, "margin": float(DEFAULTS.margin), "jitter": -SpotStream.SIDE_JITTER[0],
-          "decoys": 0}
+          "decoys": 0, "mined": SearchSettings.merge}
+SEARCHED = SearchSettings.merge  # the held-out pages' candidates: merged as predict.py merges them
 
 
 class MeanLogOdds(nn.Module):
@@ -71,30 +75,38 @@ def parse_variant(text: str) -> tuple[str, dict]:
             raise SystemExit(f"--variant {text}: {key} is not one of {', '.join(RECIPE)}")
         if key == "seeds":
             settings[key] = [int(s) for s in value.split("+")]
+        elif key == "mined":
+            if value not in ("mean", "max"):
+                raise SystemExit(f"--variant {text}: mined is mean or max")
+            settings[key] = value
         else:
             settings[key] = int(value) if key in ("steps", "width", "candidates", "decoys") else float(value)
     return name, settings
 
 
-def fold_spots(run: Path, cache: dict, decoys: Path | None) -> dict:
-    """The fold's pages and the first stage's spots on them (mined once, kept in `cache`); the held-out pages'
-    labels with `decoys`, the training pages with and without them."""
+def fold_spots(run: Path, cache: dict, decoys: Path | None, merges: set[str]) -> dict:
+    """The fold's pages and the first stage's spots on them, the scales merged each way of `merges` (mined once,
+    kept in `cache`); the held-out pages' labels with `decoys`, the training pages with and without them."""
     cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     held_out = {p["page"] for p in json.loads((run / "metrics.json").read_text())["pages"]}
     train, test = datamodule.train_pages, with_decoys([p for p in datamodule.val_pages if p.name in held_out], decoys)
-    key = str(run)
-    if key not in cache:
+    for merge in sorted(merges | {SEARCHED}):
+        key = f"{run} merge={merge}"
+        if key in cache:
+            continue
         started = time.perf_counter()
         first = network_from(read_checkpoint(run / "checkpoints" / "last.ckpt", None), str(run))
         net = search_network(first.eval(), torch.device("cpu"), True, "auto")
-        mined = mine_spots(net, train, SearchSettings(scales=(1.0, 1.25), candidates=8, bf16=True))
-        searched = mine_spots(net, test, SearchSettings(scales=(1.0, 1.25), flip=True, candidates=9, bf16=True))
+        mined = mine_spots(net, train, SearchSettings(scales=(1.0, 1.25), candidates=8, bf16=True, merge=merge))
+        searched = mine_spots(net, test, SearchSettings(scales=(1.0, 1.25), flip=True, candidates=9, bf16=True, merge=merge))
         cache[key] = {"train": dict(zip((p.name for p in train), mined)), "test": dict(zip((p.name for p in test), searched))}
-        print(f"{run}: mined {len(train)} training and {len(test)} held-out pages in {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"{run}: mined {len(train)} training and {len(test)} held-out pages, merged by the {merge}, in "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
     collection = collection_of(list(cfg.data.root))
-    return {"train": train, "train_decoys": with_decoys(train, decoys), "test": test, "spots": cache[key], "seed": int(cfg.seed), "collection": collection,
+    spots = {"test": cache[f"{run} merge={SEARCHED}"]["test"], **{merge: cache[f"{run} merge={merge}"]["train"] for merge in merges}}
+    return {"train": train, "train_decoys": with_decoys(train, decoys), "test": test, "spots": spots, "seed": int(cfg.seed), "collection": collection,
             "photo_look": float(cfg.data.get("photo_look", 0.0))}
 
 
@@ -112,7 +124,7 @@ def main():
     cache = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
     folds = []
     for run in runs:
-        folds.append((run, fold_spots(run, cache, args.decoys)))
+        folds.append((run, fold_spots(run, cache, args.decoys, {v["mined"] for _, v in variants})))
         args.cache.write_text(json.dumps(cache))
 
     rows = []  # one a held-out page: its candidates' hits and each variant's answer
@@ -125,7 +137,7 @@ def main():
             started = time.perf_counter()
             spot_windows.CONTEXT, SpotStream.SIDE_JITTER = v["context"], (-v["jitter"], SpotStream.SIDE_JITTER[1])
             train = fold["train_decoys" if v["decoys"] else "train"]
-            nets = [fit_second_stage(train, [fold["spots"]["train"][p.name] for p in train], steps=v["steps"],
+            nets = [fit_second_stage(train, [fold["spots"][v["mined"]][p.name] for p in train], steps=v["steps"],
                                      photo_look=fold["photo_look"] if v["photo_look"] is None else v["photo_look"], width=v["width"],
                                      seed=fold["seed"] + s) for s in v["seeds"]]
             stage = SecondStage(MeanLogOdds(nets).eval(), v["candidates"], UNCALIBRATED, "none", v["margin"], "share")
