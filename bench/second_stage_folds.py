@@ -100,10 +100,12 @@ def fold_spots(run: Path, cache: dict, decoys: Path | None, merges: set[str]) ->
         first = network_from(read_checkpoint(run / "checkpoints" / "last.ckpt", None), str(run))
         net = search_network(first.eval(), torch.device("cpu"), True, "auto")
         mined = mine_spots(net, train, SearchSettings(scales=(1.0, 1.25), candidates=8, bf16=True, merge=merge))
-        searched = mine_spots(net, test, SearchSettings(scales=(1.0, 1.25), flip=True, candidates=9, bf16=True, merge=merge))
-        cache[key] = {"train": dict(zip((p.name for p in train), mined)), "test": dict(zip((p.name for p in test), searched))}
-        print(f"{run}: mined {len(train)} training and {len(test)} held-out pages, merged by the {merge}, in "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
+        cache[key] = {"train": dict(zip((p.name for p in train), mined))}
+        if merge == SEARCHED:  # the held-out pages only as predict.py searches them
+            searched = mine_spots(net, test, SearchSettings(scales=(1.0, 1.25), flip=True, candidates=9, bf16=True, merge=merge))
+            cache[key]["test"] = dict(zip((p.name for p in test), searched))
+        print(f"{run}: mined {len(train)} training and {len(cache[key].get('test', ()))} held-out pages, merged by "
+              f"the {merge}, in {time.perf_counter() - started:.0f} s", flush=True)
     collection = collection_of(list(cfg.data.root))
     spots = {"test": cache[f"{run} merge={SEARCHED}"]["test"], **{merge: cache[f"{run} merge={merge}"]["train"] for merge in merges}}
     return {"train": train, "train_decoys": with_decoys(train, decoys), "test": test, "spots": spots, "seed": int(cfg.seed), "collection": collection,
