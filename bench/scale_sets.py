@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -23,7 +22,7 @@ from waldo_pl.crossval import run_config
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.device import load_for_search
-from waldo_pl.inference.heatmap import log_odds_at_scales
+from waldo_pl.inference.heatmap import MERGES, log_odds_at_scales, merge_maps
 from waldo_pl.inference.rerank import rerank
 from waldo_pl.inference.search import SearchSettings
 
@@ -62,7 +61,7 @@ def fold_found(run: Path, sets: list[tuple[str, tuple[float, ...]]], candidates:
             return bool(distance_to_boxes(spot.x, spot.y, page.waldo_boxes) == 0)
 
         for merge, scales in sets:
-            log_odds = (np.max if merge == "max" else np.mean)([maps[scale] for scale in scales], axis=0)
+            log_odds = merge_maps((maps[scale] for scale in scales), merge)
             spots = find_spots(log_odds, threshold, count=max(TOP, stage.candidates))
             out[merge, scales]["first"].append((page.name, hit(spots[0])))
             out[merge, scales]["both"].append((page.name, hit(rerank(stage, page.image, spots, bf16)[0])))
@@ -85,7 +84,7 @@ def main():
         parser.error(f"--sets {args.sets}: each set is numbers, e.g. \"0.8 1 1.25\", or \"mean: 1 1.25\"")
     if args.candidates < 1 or args.margin < 0:
         parser.error(f"--candidates {args.candidates} --margin {args.margin:g}: 1 or more spots, a margin of 0 or more")
-    if any(not s or min(s) <= 0 or merge not in ("max", "mean") for merge, s in sets):
+    if any(not s or min(s) <= 0 or merge not in MERGES for merge, s in sets):
         parser.error(f"--sets {args.sets}: each set needs scales above 0, merged by max (no prefix) or \"mean:\"")
     folds = [fold_found(run, sets, args.candidates, args.margin, args.flip) for run in args.runs]
     print(f"\nre-ranking {args.candidates}, margin {args.margin:g}; per fold ({', '.join(r.name for r in args.runs)}), then in all\n")

@@ -42,6 +42,7 @@ from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.data.spot_stream import SpotStream
 from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.device import search_network
+from waldo_pl.inference.heatmap import MERGES
 from waldo_pl.inference.rerank import SecondStage, reranked_order, share_log_odds, spot_scores
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
@@ -76,8 +77,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
         if key == "seeds":
             settings[key] = [int(s) for s in value.split("+")]
         elif key == "mined":
-            if value not in ("mean", "max"):
-                raise SystemExit(f"--variant {text}: mined is mean or max")
+            if value not in MERGES:
+                raise SystemExit(f"--variant {text}: mined is {' or '.join(MERGES)}")
             settings[key] = value
         else:
             settings[key] = int(value) if key in ("steps", "width", "candidates", "decoys") else float(value)

@@ -18,7 +18,7 @@ from conftest import draw_page, write_csv
 from waldo_pl.data.formats import read_labels
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import find_spots
-from waldo_pl.inference.heatmap import log_odds_at_scales, page_log_odds
+from waldo_pl.inference.heatmap import log_odds_at_scales, merge_maps, page_log_odds
 from waldo_pl.inference.predict import answer_page
 from waldo_pl.inference.report import score
 from waldo_pl.inference.search import SearchSettings
@@ -78,6 +78,9 @@ def test_the_scales_maps_merge_by_their_mean_so_a_spot_seen_at_one_scale_counts_
     assert np.allclose(log_odds_at_scales(net, page, (1.0, 2.0)), (at[1.0] + at[2.0]) / 2, atol=1e-5)
     assert np.allclose(log_odds_at_scales(net, page, (1.0, 2.0), merge="max"), np.maximum(at[1.0], at[2.0]), atol=1e-5)
     assert np.array_equal(log_odds_at_scales(net, page, (1.0,), merge="max"), at[1.0])
+    # the same merge over maps already made (the benches' way of trying sets of scales without searching again)
+    assert np.array_equal(merge_maps(iter([at[1.0], at[2.0]])), (at[1.0] + at[2.0]) / 2)
+    assert np.array_equal(merge_maps([at[1.0], at[2.0]], "max"), np.maximum(at[1.0], at[2.0]))
     assert SearchSettings().merge == "mean"
 
 

@@ -12,6 +12,8 @@ overlapping tiles. Tiles start on the 16-pixel grid and only their inner parts, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from PIL import Image
 
@@ -133,8 +135,8 @@ def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False,
     check_merge(merge)
     net = page_network(net, bf16)
     h, w = page.shape[:2]
-    merged = None
-    for scale in scales:
+
+    def at(scale: float) -> np.ndarray:
         scaled = page
         if scale != 1.0:
             size = (max(MULTIPLE, round(w * scale)), max(MULTIPLE, round(h * scale)))
@@ -142,15 +144,24 @@ def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False,
         heat = page_log_odds(net, scaled, **kwargs)
         if flip:
             heat = (heat + page_log_odds(net, scaled[:, ::-1], **kwargs)[:, ::-1]) / 2
-        if scale != 1.0:
-            heat = resize_bilinear(heat, h, w)
+        return resize_bilinear(heat, h, w) if scale != 1.0 else heat
+
+    return merge_maps((at(scale) for scale in scales), merge)
+
+
+def merge_maps(maps: Iterable[np.ndarray], merge: str = "mean") -> np.ndarray:
+    """Same-sized maps met per pixel by their mean or their max (`merge`), one at a time, so that only two are held."""
+    check_merge(merge)
+    merged, count = None, 0
+    for heat in maps:
+        count += 1
         if merged is None:
             merged = heat
         elif merge == "max":
             merged = np.maximum(merged, heat)
         else:
             merged = merged + heat  # not in place: the first map may be the network's own output
-    return merged if merge == "max" else merged / len(scales)
+    return merged if merge == "max" else merged / count
 
 
 def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
