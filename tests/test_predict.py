@@ -167,8 +167,20 @@ def test_the_answer_is_ranked_by_log_odds_where_the_probability_saturates():
     probabilities = torch.from_numpy(log_odds).sigmoid().numpy()
     assert probabilities.max() == 1.0 and np.unravel_index(probabilities.argmax(), log_odds.shape) == (10, 10)
     best, second, *_ = find_spots(log_odds, threshold=0.8, count=5)
-    assert (best.x, best.y, best.box) == (250, 150, (250, 150, 265, 170)) and best.confidence == 1.0
+    assert (best.x, best.y, best.box) == (250, 150, (250, 150, 265, 170)) and best.log_odds == 26.0 and best.confidence > 1 - 1e-11
     assert second.box == (10, 10, 60, 40)
+
+
+def test_an_answers_log_odds_are_the_first_stages_own_where_its_probability_rounds_to_one():
+    """A held-out answer's log-odds feed the calibration: for a first-stage answer they are the heatmap's number,
+    not the logit of a probability that float rounding has pushed to (or next to) 1."""
+    from waldo_pl.inference.answer import page_outcome
+
+    for peak in (9.488, 12.0, 16.0, 20.0):
+        log_odds = np.full((64, 64), -5.0, np.float32)
+        log_odds[20:30, 20:30] = peak
+        outcome = page_outcome(find_spots(log_odds, count=2), np.array([[20, 20, 30, 30]]))
+        assert outcome["hit"] == 1 and outcome["log_odds"] == outcome["first_stage_log_odds"] == round(float(np.float32(peak)), 3)
 
 
 def test_a_page_gets_json_a_readable_result_and_with_full_the_tutorials_figures(tmp_path):

@@ -93,7 +93,8 @@ def find_spots(log_odds: np.ndarray, threshold: float = 0.8, count: int = 5, min
         if spots and work[y, x] == -np.inf:
             break
         box = region_box(log_odds, y, x, level)
-        spots.append(Spot(int(x), int(y), float(probability(log_odds[y, x])), box, log_odds=float(log_odds[y, x])))
+        score = float(log_odds[y, x])  # in float64 from here: a float32 probability is exactly 1 past 16.6 log-odds
+        spots.append(Spot(int(x), int(y), float(probability(score)), box, log_odds=score))
         x1, y1, x2, y2 = box or (x, y, x + 1, y + 1)
         work[max(0, min(y1, y - min_distance)) : max(y2, y + min_distance), max(0, min(x1, x - min_distance)) : max(x2, x + min_distance)] = -np.inf
     return spots
@@ -104,8 +105,16 @@ def page_outcome(spots: list[Spot], boxes: np.ndarray) -> dict:
     confidence also as log-odds (unrounded where the confidence rounds to 100%), for calibration, with the first
     stage's log-odds there."""
     distances = [distance_to_boxes(s.x, s.y, boxes) for s in spots[:5]]
-    confidence = min(max(spots[0].confidence, 1e-12), 1 - 1e-12)
-    first_stage = {} if spots[0].log_odds is None else {"first_stage_log_odds": round(spots[0].log_odds, 3)}
+    answer = spots[0]
+    first_stage = {} if answer.log_odds is None else {"first_stage_log_odds": round(answer.log_odds, 3)}
     return {"hit": int(distances[0] == 0), "top5_hit": int(min(distances) == 0), "distance": round(distances[0], 1),
-            "x": spots[0].x, "y": spots[0].y, "confidence": round(spots[0].confidence, 4),
-            "log_odds": round(float(logit(confidence)), 3), **first_stage}
+            "x": answer.x, "y": answer.y, "confidence": round(answer.confidence, 4),
+            "log_odds": round(answer_log_odds(answer), 3), **first_stage}
+
+
+def answer_log_odds(spot: Spot) -> float:
+    """A spot's confidence as log-odds: the first stage's own where its confidence is the first stage's (the logit of
+    a probability within a rounding of 1 is not the number it came from), else the logit of the (re-ranked) one."""
+    if spot.first_stage is None and spot.log_odds is not None:
+        return spot.log_odds
+    return float(logit(min(max(spot.confidence, 1e-12), 1 - 1e-12)))
