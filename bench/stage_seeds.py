@@ -41,6 +41,7 @@ from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
 from waldo_pl.cli import CONF_DIR
 from waldo_pl.second_stage import fit_second_stage, mine_training_spots, run_settings
+from waldo_pl.precision import is_bf16
 
 SPOTS = 5  # the first stage's spots kept for each held-out page
 CANDIDATES = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml").candidates
@@ -81,7 +82,7 @@ def held_out_spots(run: Path, count: int, scales: tuple) -> dict[str, list[dict]
         datamodule.setup("fit")
         ckpt = run / "checkpoints" / "last.ckpt"
         spots = mine_training_spots(network_from(read_checkpoint(ckpt, None), str(ckpt)), datamodule.val_pages, count,
-                                    scales, "bf16" in str(cfg.trainer.get("precision")))
+                                    scales, is_bf16(cfg.trainer.get("precision", "auto")))
         kept = {"mined": count, "scales": list(scales), "spots": {page.name: s for page, s in zip(datamodule.val_pages, spots)}}
         cache.write_text(json.dumps(kept))
     return {name: spots[:count] for name, spots in kept["spots"].items()}
@@ -97,7 +98,7 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple,
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     ckpt = run / "checkpoints" / "last.ckpt"
-    bf16 = "bf16" in str(cfg.trainer.get("precision"))
+    bf16 = is_bf16(cfg.trainer.get("precision", "auto"))
     cache = run / "mined_spots.json"
     kept = json.loads(cache.read_text()) if cache.is_file() else {}
     if stale(kept, max(mined), scales):

@@ -23,13 +23,14 @@ from waldo_pl.inference.answer import distance_to_boxes
 from waldo_pl.inference.predict import PredictConfig, answer_page
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.inference.rerank import load_second_stage
+from waldo_pl import precision
 from waldo_pl.models.checkpoint import load_network, read_checkpoint
 from waldo_pl.weights import bundled_model
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
+def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf(monkeypatch):
     path = bundled_model()
     assert path.is_file() and path.stat().st_size < 4_000_000
     record = json.loads(path.with_suffix(".json").read_text())
@@ -44,7 +45,10 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf():
     assert {k: trained["data"].get(k, defaults.get(k)) for k in recipe["data"] if k not in where} == \
         {k: v for k, v in recipe["data"].items() if k not in where}
     assert trained["model"] == recipe["model"]
-    assert all(trained["trainer"].get(k) == cfg.trainer[k] for k in ("max_epochs", "precision", "gradient_clip_val"))
+    assert all(trained["trainer"].get(k) == cfg.trainer[k] for k in ("max_epochs", "gradient_clip_val"))
+    # trained on a CPU with native bf16, where the recipe's precision (auto) is bf16-mixed
+    monkeypatch.setattr(precision, "cpu_bf16", lambda: True)
+    assert precision.training_precision(cfg.trainer.precision, "cpu")[0] == trained["trainer"]["precision"] == "bf16-mixed"
     assert record["steps"] == trained["trainer"]["max_epochs"] * trained["data"]["steps_per_epoch"]
     assert "cross_validation" in record and "command" in record
     net = load_network(path, torch.device("cpu"))

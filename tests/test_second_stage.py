@@ -24,6 +24,7 @@ from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.rerank import SecondStage, SpotNetwork, check_confidence, check_margin, load_second_stage, rerank, reranked_order
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import read_checkpoint
+from waldo_pl.precision import training_precision
 
 WALDO = (100, 60, 120, 86)
 REPO = Path(__file__).resolve().parents[1]
@@ -253,6 +254,10 @@ def test_training_adds_the_second_stage_to_its_checkpoints(two_stage_run):
     assert record["pages"] == 1 and record["steps"] == 3 and record["mined"] == 4
     metrics = json.loads((two_stage_run / "run" / "metrics.json").read_text())
     assert [p["page"] for p in metrics["pages"]] == ["p1.png"]
+    # both stages in the precision the recipe's auto chose for this machine, and the run's log says which and why
+    chosen, why = training_precision("auto", "cpu")
+    assert record["precision"] == metrics["precision"] == chosen
+    assert f"precision: {chosen} ({why})" in "".join(p.read_text() for p in (two_stage_run / "run").glob("*.log"))
 
 
 def test_predict_answers_with_the_second_stage_unless_told_not_to(two_stage_run, tmp_path):

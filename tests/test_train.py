@@ -166,7 +166,23 @@ def test_experiment_tutorial_is_the_tutorials_run(tmp_path):
 def test_experiment_fast_is_this_projects_recipe(tmp_path):
     cfg = config(tmp_path, "experiment=fast")
     assert (cfg.data.panel, cfg.data.batch_size, cfg.data.prop, list(cfg.model.class_weights)) == (128, 16, 0.5, [1, 3])
-    assert cfg.model.scheduler.T_max == cfg.trainer.max_epochs == 160 and cfg.trainer.precision == "bf16-mixed"
+    assert cfg.model.scheduler.T_max == cfg.trainer.max_epochs == 160 and cfg.trainer.precision == "auto"
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_computes_in_it(monkeypatch):
+    from waldo_pl import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16", lambda: False)  # an AVX2-only CPU: bf16 would be emulated
+    chosen, why = precision.training_precision("auto", "cpu")
+    assert chosen == "32-true" and why.startswith("auto: a CPU without native bf16")
+    monkeypatch.setattr(precision, "cpu_bf16", lambda: True)  # AVX-512 or AMX
+    assert precision.training_precision("auto", "cpu")[0] == "bf16-mixed"
+    monkeypatch.setattr(precision, "cuda_bf16", lambda: True)
+    assert precision.training_precision("auto", "cuda")[0] == "bf16-mixed"
+    monkeypatch.setattr(precision, "cuda_bf16", lambda: False)
+    assert precision.training_precision("auto", "cuda")[0] == "32-true"
+    assert precision.training_precision("bf16-mixed", "cpu") == ("bf16-mixed", "as set")  # the user's word stands
+    assert precision.training_precision(32, "cuda") == ("32", "as set")
 
 
 def test_experiment_long_is_fast_twice_as_long_at_four_zooms(tmp_path):

@@ -29,6 +29,7 @@ from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_sta
 from waldo_pl.models.spot_module import SpotClassifier
 from waldo_pl.models.spot_net import SpotNet
 from waldo_pl.odds import UNCALIBRATED
+from waldo_pl.precision import is_bf16, trainer_device_type, training_precision
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ def mine_training_spots(first_net: nn.Module, pages: Sequence[Page], mined: int,
 
 def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], steps: int = 1500, batch_size: int = 64,
                      lr: float = 2e-3, photo_look: float = 0.0, width: int = 16, seed: int = 0,
-                     precision: str = "bf16-mixed", accelerator: str = "cpu") -> nn.Module:
-    """A SpotNet trained on windows around the pages' Waldos and the first stage's false spots."""
+                     precision: str = "auto", accelerator: str = "cpu") -> nn.Module:
+    """A SpotNet trained on windows around the pages' Waldos and the first stage's false spots, in `precision` (a
+    Lightning precision, or auto: the device's fastest)."""
+    precision = training_precision(precision, trainer_device_type(accelerator))[0]
     L.seed_everything(seed, workers=True, verbose=False)
     stream = SpotStream(pages, spots, seed=seed, photo_look=photo_look)
     module = SpotClassifier(SpotNet(width), lr=lr, max_steps=steps)
@@ -71,17 +74,19 @@ def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], ste
 
 
 def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 3,
-                       mined: int = 9, scales: Sequence[float] = (1.0, 1.25), bf16: bool = False, margin: float = 0.0,
+                       mined: int = 9, scales: Sequence[float] = (1.0, 1.25), precision: str = "auto", margin: float = 0.0,
                        confidence: str = "share", **fit) -> dict:
     """Mine the first stage's best `mined` spots on each page, fit, and add the second stage (re-ranking
     `candidates` spots, the first stage's best given `margin` log-odds) to each checkpoint file (written whole);
-    returns its record."""
+    returns its record. Both the mining and the fit run in `precision` (a Lightning precision, or auto: the device's
+    fastest)."""
+    precision = training_precision(precision, trainer_device_type(fit.get("accelerator", "cpu")))[0]
     started = time.perf_counter()
-    spots = mine_training_spots(first_net, pages, mined, scales, bf16)
+    spots = mine_training_spots(first_net, pages, mined, scales, is_bf16(precision))
     fitting = time.perf_counter()
-    net = fit_second_stage(pages, spots, **fit)
+    net = fit_second_stage(pages, spots, precision=precision, **fit)
     record = {"candidates": candidates, "margin": margin, "confidence": confidence, "mined": mined, "pages": len(pages),
-              "mine_seconds": round(fitting - started, 1), "fit_seconds": round(time.perf_counter() - fitting, 1),
+              "precision": str(precision), "mine_seconds": round(fitting - started, 1), "fit_seconds": round(time.perf_counter() - fitting, 1),
               **{k: v for k, v in fit.items() if k != "accelerator"}}
     entry = second_stage_entry(net, candidates, UNCALIBRATED, f"none: the {confidence} as it comes", {
         "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)}, margin, confidence)
@@ -131,8 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     first = network_from(read_checkpoint(args.run / "checkpoints" / "last.ckpt", None), str(args.run / "checkpoints" / "last.ckpt"))
-    bf16 = "bf16" in str(cfg.trainer.get("precision"))
-    record = train_second_stage(first, datamodule.train_pages, checkpoints, bf16=bf16, seed=int(cfg.seed), **settings)
+    precision, why = training_precision(cfg.trainer.get("precision", "auto"), "cpu")
+    log.info("precision: %s (%s)", precision, why)
+    record = train_second_stage(first, datamodule.train_pages, checkpoints, precision=precision, seed=int(cfg.seed), **settings)
     print(f"second stage added to {', '.join(str(p) for p in checkpoints)}: {record}")
 
 

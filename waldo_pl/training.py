@@ -22,6 +22,7 @@ from waldo_pl.errors import UserError
 from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.rerank import load_second_stage
 from waldo_pl.models.checkpoint import read_checkpoint
+from waldo_pl.precision import trainer_device_type, training_precision
 from waldo_pl.second_stage import check_settings, train_second_stage
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         loggers = instantiate_group(cfg.get("logger"))
         if not loggers:  # nothing to write learning rates to
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        precision, why = training_precision(cfg.trainer.precision, trainer_device_type(cfg.trainer.accelerator))
+        log.info("precision: %s (%s)", precision, why)
+        trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as err:
         raise user_error_from(err) from None
     except MisconfigurationException as err:
         raise UserError(f"trainer: {one_line(err)}") from None
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    model.run_config["trainer"]["precision"] = precision  # as it trained: a later second stage or search reads it
     Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)  # where the loggers write (Hydra makes it for train.py)
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
@@ -87,7 +91,7 @@ def fit_second_stage_after(cfg: DictConfig, model, datamodule, trainer: L.Traine
     checkpoints = sorted(Path(cfg.paths.output_dir, "checkpoints").glob("*.ckpt"))
     if trainer.is_global_zero and checkpoints:
         settings = OmegaConf.to_container(cfg.second_stage, resolve=True)
-        record = train_second_stage(model.net, datamodule.train_pages, checkpoints, bf16="bf16" in str(trainer.precision),
+        record = train_second_stage(model.net, datamodule.train_pages, checkpoints, precision=str(trainer.precision),
                                     seed=cfg.seed, accelerator="gpu" if model.device.type == "cuda" else "cpu", **settings)
         log.info("second stage: %s", record)
     trainer.strategy.barrier()
@@ -98,7 +102,7 @@ def write_metrics(path: Path, metrics: dict, pages: list[dict], trainer, fit_sec
     """The final validation figures and each held-out page's outcome, for cross-validation tables.
     `fit_seconds` is this process's trainer.fit, validation included (a resumed run counts its own part)."""
     record = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "fit_seconds": round(fit_seconds, 1),
-              "metrics": metrics, "pages": pages}
+              "precision": str(trainer.precision), "metrics": metrics, "pages": pages}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, json.dumps(record, indent=2) + "\n")
 

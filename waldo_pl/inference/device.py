@@ -9,6 +9,7 @@ from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.heatmap import PageNetwork
 from waldo_pl.inference.rerank import SecondStage
+from waldo_pl.precision import bf16_on
 
 
 def check_choices(accelerator: str = "auto", precision: str = "auto", backend: str = "auto") -> None:
@@ -40,11 +41,9 @@ def choose_device(accelerator: str):
 
 def use_bf16(precision: str, device) -> bool:
     """bf16 on a GPU, or on a CPU with native bf16 arithmetic (about twice as fast there); else float32."""
-    import torch
-
     check_choices(precision=precision)
     if str(precision) == "auto":
-        return device.type == "cuda" or torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return bf16_on(device.type)[0]
     return str(precision) == "bf16"
 
 
