@@ -112,22 +112,24 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
         fold_table(tmp_path, scales=[1.0, 2.0], data_root=tmp_path / "nowhere")
 
 
-def test_validation_searches_the_mirrored_page_too_when_told(learnable_pages, tmp_path):
+def test_validation_searches_the_mirrored_page_too_when_told(learnable_pages, tmp_path, monkeypatch):
     """callbacks.page_validation.flip=true validates as predict.py searches by default: each page twice as many times."""
     from hydra.utils import instantiate
     import lightning as L
 
-    images = {}
+    from waldo_pl.inference import heatmap
+
+    images, searched = {}, heatmap.page_log_odds
     for flip in ("false", "true"):
         cfg = config(tmp_path, f"data.root={learnable_pages}", "data.val_pages=[p6.png,p7.png]", "data.panel=64",
                      "trainer.accelerator=cpu", "logger=none", f"callbacks.page_validation.flip={flip}",
                      "callbacks.page_validation.pictures=false")
         callback, module = instantiate(cfg.callbacks.page_validation), instantiate(cfg.model)
         seen = []
-        module.net.register_forward_hook(lambda net, inputs, output: seen.append(len(inputs[0])))
+        monkeypatch.setattr(heatmap, "page_log_odds", lambda net, page, **kwargs: seen.append(page.shape) or searched(net, page, **kwargs))
         L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[callback]).validate(
             module, datamodule=instantiate(cfg.data), verbose=False)
-        images[flip] = sum(seen)
+        images[flip] = len(seen)
         assert [p["page"] for p in callback.page_results] == ["p6.png", "p7.png"]
     assert images["false"] == 2 and images["true"] == 4
 

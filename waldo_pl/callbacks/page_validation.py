@@ -3,6 +3,7 @@ top-5 hit rate, the distance, each page's outcome (for metrics.json) and a pictu
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import lightning as L
@@ -13,6 +14,7 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 
 from waldo_pl.data.page import boxes_to_mask
 from waldo_pl.inference.answer import page_outcome
+from waldo_pl.inference.device import search_network
 from waldo_pl.inference.rerank import confidence_of
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.module import as_rgb, tensorboard
@@ -32,15 +34,26 @@ class PageValidation(L.Callback):
         self.pictures = pictures
         self.page_results: list[dict] = []
         self.second_stage = None  # set by training once it has trained one, for the final validation
+        self.network = None
 
     def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.page_results = []  # this validation's pages, for metrics.json
+        # the weights as they are now, searched as mining and predict.py search them: OpenVINO on a CPU where it is
+        # installed, else the network's cheaper exact graph; a copy, so that the network in training is left as it is
+        self.network = search_network(copy.deepcopy(module.net).eval(), module.device, self.bf16(trainer), "auto")
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.network = None
+
+    @staticmethod
+    def bf16(trainer: L.Trainer) -> bool:
+        return "bf16" in str(trainer.precision)
 
     @torch.no_grad()
     def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         page, boxes = batch["page"], batch["waldo_boxes"]
-        settings = dataclasses.replace(self.settings, bf16="bf16" in str(trainer.precision))
-        log_odds, spots = search(module, page, settings, self.second_stage)
+        settings = dataclasses.replace(self.settings, bf16=self.bf16(trainer))
+        log_odds, spots = search(self.network, page, settings, self.second_stage)
         outcome = page_outcome(spots, boxes)
         target = torch.from_numpy(boxes_to_mask(boxes, *page.shape[:2])).long()[None]
         loss = module.loss(two_class_logits(torch.from_numpy(log_odds))[None].to(module.device), target.to(module.device))

@@ -44,6 +44,7 @@ class WaldoSegmenter(L.LightningModule):
         preview_every_n_epochs: int = 10,
         channels_last: bool = True,
         waldo_pixels_per_crop: float | None = None,
+        compile: bool = False,
     ):
         super().__init__()
         if not isinstance(class_weights, str):
@@ -72,6 +73,8 @@ class WaldoSegmenter(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.hparams.channels_last:  # about a third faster on CPU (bench/train_speed.py)
             self.net.to(memory_format=torch.channels_last)
+        if self.hparams.get("compile") and not getattr(self.net, "_compiled_call_impl", None):
+            self.net.compile()  # in place: the checkpoint's keys stay the network's own
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
