@@ -17,6 +17,7 @@ from conftest import draw_page, write_csv
 from waldo_pl.cli import CONF_DIR
 from waldo_pl.crossval import fold_table
 from waldo_pl.errors import UserError
+from waldo_pl.models.tutorial_net import TutorialNet
 from waldo_pl.training import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,6 +148,21 @@ def test_resuming_from_a_checkpoint_continues_exactly(page_folder, tmp_path):
     for name, value in straight["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][name]), name
     assert list((tmp_path / "straight" / "run" / "checkpoints").glob("best-*.ckpt"))
+
+
+@pytest.mark.slow  # torch.compile builds its kernels with the C++ compiler: about half a minute
+def test_a_compiled_network_trains_and_its_checkpoint_is_the_networks_own(page_folder, tmp_path):
+    from waldo_pl.models.checkpoint import network_from, read_checkpoint
+
+    cfg = config(tmp_path, *SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", "trainer.max_epochs=1",
+                 "model.compile=true", "logger=none", "trainer.check_val_every_n_epoch=1")
+    metrics = train(cfg)
+    assert np.isfinite(metrics["train/loss_epoch"]) and "val/hit_rate" in metrics
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=False)["state_dict"]
+    assert {k for k in state if k.startswith("net.")} == {f"net.{k}" for k in TutorialNet().state_dict()}
+    loaded = network_from(read_checkpoint(ckpt, None), str(ckpt))
+    assert all(torch.equal(loaded.state_dict()[k], state[f"net.{k}"]) for k in loaded.state_dict())
 
 
 @pytest.mark.parametrize(

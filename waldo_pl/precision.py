@@ -28,8 +28,8 @@ def bf16_on(device_type: str) -> tuple[bool, str]:
 
     capability = torch.backends.cpu.get_cpu_capability()
     if cpu_bf16():
-        return True, f"a CPU with native bf16 ({capability})"
-    return False, f"a CPU without native bf16 ({capability}: bf16 would be emulated, many times slower)"
+        return True, f"a CPU with native bf16, {capability}"
+    return False, f"a CPU without native bf16, {capability}, where bf16 is emulated and many times slower"
 
 
 def training_precision(precision, device_type: str) -> tuple[str, str]:
