@@ -36,6 +36,7 @@ from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.heatmap import log_odds_at_scales
+from waldo_pl.inference.search import PREDICT
 from waldo_pl.inference.rerank import share_log_odds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,8 +58,8 @@ def stretched(image: np.ndarray) -> np.ndarray:
 def scored(net, stage, bf16: bool, scales: tuple, image: np.ndarray, boxes: np.ndarray, variants: bool = True) -> dict:
     """The first stage's best spots on a page, whether each hits, and each one's first- and second-stage scores
     (with `variants`, also over mirrored, narrower and wider windows)."""
-    log_odds = log_odds_at_scales(net, image, scales, bf16=bf16)
-    spots = find_spots(log_odds, count=SPOTS)
+    log_odds = log_odds_at_scales(net, image, scales, False, PREDICT.merge, bf16, **PREDICT.tiling)
+    spots = find_spots(log_odds, PREDICT.threshold, count=SPOTS)
 
     def second(scale: float = 1.0, mirror: bool = False) -> np.ndarray:
         windows = np.stack([cut_window(image, s.x, s.y, round(window_side(s.box) * scale), WINDOW) for s in spots])

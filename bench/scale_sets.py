@@ -24,7 +24,7 @@ from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.heatmap import MERGES, log_odds_at_scales, merge_maps
 from waldo_pl.inference.rerank import rerank
-from waldo_pl.inference.search import SearchSettings
+from waldo_pl.inference.search import PREDICT
 
 STAGE = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
 TOP = 5
@@ -52,10 +52,10 @@ def fold_found(run: Path, sets: list[tuple[str, tuple[float, ...]]], candidates:
     datamodule.setup("fit")
     net, stage, bf16 = load_for_search(run / "checkpoints" / "last.ckpt", "auto", "auto", "torch", None)
     stage = dataclasses.replace(stage, candidates=candidates, margin=margin)
-    threshold = SearchSettings().threshold
+    threshold = PREDICT.threshold
     out = {s: {"first": [], "both": [], "top5": []} for s in sets}
     for page in datamodule.val_pages:
-        maps = {scale: log_odds_at_scales(net, page.image, (scale,), flip, bf16=bf16) for scale in sorted({x for _, s in sets for x in s})}
+        maps = {scale: log_odds_at_scales(net, page.image, (scale,), flip, PREDICT.merge, bf16, **PREDICT.tiling) for scale in sorted({x for _, s in sets for x in s})}
 
         def hit(spot) -> bool:
             return bool(distance_to_boxes(spot.x, spot.y, page.waldo_boxes) == 0)

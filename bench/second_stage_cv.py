@@ -71,7 +71,7 @@ def main():
     if todo:
         net, _, bf16 = load_for_search(args.model, second_stage=False)
         started = time.perf_counter()
-        for key, spots in zip(todo, mine_spots(net, [pages[k] for k in todo], SearchSettings(scales=(1.0, 1.25), candidates=MINED - 1, bf16=bf16))):
+        for key, spots in zip(todo, mine_spots(net, [pages[k] for k in todo], SearchSettings(scales=(1.0, 1.25), flip=False, candidates=MINED - 1, bf16=bf16))):
             cache["/".join(key)] = spots
         args.cache.write_text(json.dumps(cache))
         print(f"mined {len(todo)} pages in {time.perf_counter() - started:.0f} s")

@@ -100,7 +100,7 @@ def fold_spots(run: Path, cache: dict, decoys: Path | None, merges: set[str]) ->
         started = time.perf_counter()
         first = network_from(read_checkpoint(run / "checkpoints" / "last.ckpt", None), str(run))
         net = search_network(first.eval(), torch.device("cpu"), True, "auto")
-        mined = mine_spots(net, train, SearchSettings(scales=(1.0, 1.25), candidates=8, bf16=True, merge=merge))
+        mined = mine_spots(net, train, SearchSettings(scales=(1.0, 1.25), flip=False, candidates=8, bf16=True, merge=merge))
         cache[key] = {"train": dict(zip((p.name for p in train), mined))}
         if merge == SEARCHED:  # the held-out pages only as predict.py searches them
             searched = mine_spots(net, test, SearchSettings(scales=(1.0, 1.25), flip=True, candidates=9, bf16=True, merge=merge))

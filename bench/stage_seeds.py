@@ -112,7 +112,7 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple,
     net, stage, bf16 = load_for_search(ckpt, "auto", "auto", "torch", None)
     held = []
     for page in datamodule.val_pages:
-        _, spots = search(net, page.image, SearchSettings(scales=scales, candidates=SPOTS - 1, bf16=bf16))
+        _, spots = search(net, page.image, SearchSettings(scales=scales, flip=False, candidates=SPOTS - 1, bf16=bf16))
         held.append((page, spots, [int(distance_to_boxes(s.x, s.y, page.waldo_boxes) == 0) for s in spots]))
 
     def row(name: str, stage_net) -> dict:

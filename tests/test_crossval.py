@@ -244,3 +244,9 @@ def test_a_calibration_of_answers_as_validated_says_the_search_when_every_run_va
     OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"callbacks": {"page_validation": {"flip": False}}}), config)
     fold_table(tmp_path, calibrate=tmp_path / "unlike.json")
     assert "search" not in json.loads((tmp_path / "unlike.json").read_text())
+    for run in ("0", "1"):  # a setting left null: the training-time preset's, as the run validated
+        config = tmp_path / run / ".hydra" / "config.yaml"
+        preset = {"page_validation": {"scales": None, "flip": None, "merge": None}}
+        OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"callbacks": preset}), config)
+    fold_table(tmp_path, calibrate=tmp_path / "preset.json")
+    assert json.loads((tmp_path / "preset.json").read_text())["search"] == {"scales": [1.0], "flip": False, "merge": "mean"}

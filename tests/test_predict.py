@@ -21,10 +21,15 @@ from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.heatmap import log_odds_at_scales, merge_maps, page_log_odds
 from waldo_pl.inference.predict import answer_page
 from waldo_pl.inference.report import score
-from waldo_pl.inference.search import SearchSettings
+from waldo_pl.inference.search import PREDICT, SearchSettings
 from waldo_pl.models.tutorial_net import TutorialNet
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def heatmap(net, page, scales, flip=False, merge="mean"):
+    """The log-odds map at `scales`, tiled as predict.py tiles."""
+    return log_odds_at_scales(net, page, scales, flip, merge, False, **PREDICT.tiling)
 
 
 class RedFinder(nn.Module):
@@ -43,7 +48,7 @@ def test_whole_page_and_tiles_agree():
     torch.manual_seed(0)
     net = TutorialNet().eval()
     page = np.random.default_rng(1).integers(0, 256, (333, 517, 3), dtype=np.uint8)
-    whole = page_log_odds(net, page)
+    whole = page_log_odds(net, page, **PREDICT.tiling)
     tiled = page_log_odds(net, page, tile=256, batch_size=3, max_whole_pixels=0)
     assert whole.shape == tiled.shape == (333, 517)
     assert np.abs(whole - tiled).max() < 1e-5
@@ -59,9 +64,9 @@ def test_flip_makes_the_answer_the_same_for_a_mirrored_page(scales):
     net = TutorialNet().eval()
     page = np.random.default_rng(2).integers(0, 256, (96, 160, 3), dtype=np.uint8)
     mirror = np.ascontiguousarray(page[:, ::-1])
-    plain, plain_of_mirror = (log_odds_at_scales(net, p, scales) for p in (page, mirror))
+    plain, plain_of_mirror = (heatmap(net, p, scales) for p in (page, mirror))
     assert np.abs(plain_of_mirror[:, ::-1] - plain).max() > 1e-3  # an untrained network sees the two differently
-    flipped, flipped_of_mirror = (log_odds_at_scales(net, p, scales, flip=True) for p in (page, mirror))
+    flipped, flipped_of_mirror = (heatmap(net, p, scales, flip=True) for p in (page, mirror))
     assert np.abs(flipped_of_mirror[:, ::-1] - flipped).max() < 1e-5
     if scales == (1.0,):
         assert np.allclose(flipped, (plain + plain_of_mirror[:, ::-1]) / 2, atol=1e-6)
@@ -73,13 +78,13 @@ def test_the_scales_maps_merge_by_their_mean_so_a_spot_seen_at_one_scale_counts_
     torch.manual_seed(0)
     net = TutorialNet().eval()
     page = np.random.default_rng(3).integers(0, 256, (96, 160, 3), dtype=np.uint8)
-    at = {s: log_odds_at_scales(net, page, (s,)) for s in (1.0, 2.0)}
+    at = {s: heatmap(net, page, (s,)) for s in (1.0, 2.0)}
     assert np.abs(at[1.0] - at[2.0]).max() > 1e-2  # an untrained network sees the two sizes differently
-    assert np.allclose(log_odds_at_scales(net, page, (1.0, 2.0)), (at[1.0] + at[2.0]) / 2, atol=1e-5)
-    assert np.allclose(log_odds_at_scales(net, page, (1.0, 2.0), merge="max"), np.maximum(at[1.0], at[2.0]), atol=1e-5)
-    assert np.array_equal(log_odds_at_scales(net, page, (1.0,), merge="max"), at[1.0])
+    assert np.allclose(heatmap(net, page, (1.0, 2.0)), (at[1.0] + at[2.0]) / 2, atol=1e-5)
+    assert np.allclose(heatmap(net, page, (1.0, 2.0), merge="max"), np.maximum(at[1.0], at[2.0]), atol=1e-5)
+    assert np.array_equal(heatmap(net, page, (1.0,), merge="max"), at[1.0])
     # the same merge over maps already made (the benches' way of trying sets of scales without searching again)
-    assert np.array_equal(merge_maps(iter([at[1.0], at[2.0]])), (at[1.0] + at[2.0]) / 2)
+    assert np.array_equal(merge_maps(iter([at[1.0], at[2.0]]), "mean"), (at[1.0] + at[2.0]) / 2)
     assert np.array_equal(merge_maps([at[1.0], at[2.0]], "max"), np.maximum(at[1.0], at[2.0]))
     assert SearchSettings().merge == "mean"
 
@@ -88,7 +93,7 @@ def test_the_scales_maps_merge_by_their_mean_so_a_spot_seen_at_one_scale_counts_
 def test_coordinates_are_in_the_pages_own_pixels(scales):
     page = np.full((101, 203, 3), 128, np.uint8)
     page[60:80, 150:170] = [255, 0, 0]  # the only red: Waldo stands at x 150-169, y 60-79
-    heat = log_odds_at_scales(RedFinder(), page, scales, tile=256, max_whole_pixels=1 << 30)
+    heat = log_odds_at_scales(RedFinder(), page, scales, False, "mean", False, tile=256, batch_size=4, max_whole_pixels=1 << 30)
     assert heat.shape == (101, 203)
     (spot,) = find_spots(heat, 0.8, count=1)
     assert 149 <= spot.x <= 170 and 59 <= spot.y <= 80
@@ -179,7 +184,7 @@ def test_an_answers_log_odds_are_the_first_stages_own_where_its_probability_roun
     for peak in (9.488, 12.0, 16.0, 20.0):
         log_odds = np.full((64, 64), -5.0, np.float32)
         log_odds[20:30, 20:30] = peak
-        outcome = page_outcome(find_spots(log_odds, count=2), np.array([[20, 20, 30, 30]]))
+        outcome = page_outcome(find_spots(log_odds, 0.8, count=2), np.array([[20, 20, 30, 30]]))
         assert outcome["hit"] == 1 and outcome["log_odds"] == outcome["first_stage_log_odds"] == round(float(np.float32(peak)), 3)
 
 
@@ -345,13 +350,13 @@ import numpy as np
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_predict import RedFinder
 from waldo_pl.inference.predict import answer_page
-from waldo_pl.inference.search import SearchSettings
+from waldo_pl.inference.search import ONE_PASS, with_settings
 from PIL import Image
 page = np.full((10000, 10000, 3), 128, np.uint8)
 page[7000:7040, 3000:3030] = [255, 0, 0]
 Image.fromarray(page).save({str(tmp_path / 'huge.png')!r}, compress_level=1)
 del page
-answer = answer_page(RedFinder(), __import__('pathlib').Path({str(tmp_path / 'huge.png')!r}), SearchSettings(tile=2048, batch_size=2), __import__('pathlib').Path({str(tmp_path)!r}), 'huge')
+answer = answer_page(RedFinder(), __import__('pathlib').Path({str(tmp_path / 'huge.png')!r}), with_settings(ONE_PASS, tile=2048, batch_size=2), __import__('pathlib').Path({str(tmp_path)!r}), 'huge')
 print(answer.spots[0].x, answer.spots[0].y, answer.spots[0].box)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

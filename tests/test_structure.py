@@ -55,7 +55,7 @@ def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint
     pages = load_pages(tmp_path)
 
     predicted = predict(img=str(tmp_path / "images"), ckpt=str(trained_checkpoint), output_dir=str(tmp_path / "out"), scales=[1.0],
-                        backend="torch")
+                        flip=False, backend="torch")
     by_predict = {a.image.name: (a.spots[0].x, a.spots[0].y) for a in predicted}
 
     validation = PageValidation(pictures=False)
@@ -84,3 +84,24 @@ def test_importing_predict_loads_neither_lightning_nor_pytorch_nor_scipy():
     script = "import sys, waldo_pl.inference.predict; print(sorted({'lightning', 'torchvision', 'torch', 'scipy', 'skimage'} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_python_api_and_predict_py_search_alike_when_given_no_settings(trained_checkpoint, tmp_path):
+    """One home for the search's defaults (SearchSettings): `predict()` from Python and `python predict.py` search the
+    same scales, mirrored alike, and give the same answer, candidates and all."""
+    import subprocess
+    import sys
+
+    from waldo_pl.inference.predict import PredictConfig
+    from waldo_pl.inference.search import PREDICT
+
+    page = tmp_path / "page.png"
+    Image.fromarray(draw_page(176, 208, [(120, 60, 136, 80)], seed=5)).save(page)
+    predict(img=str(page), ckpt=str(trained_checkpoint), output_dir=str(tmp_path / "api"))
+    result = subprocess.run([sys.executable, "predict.py", f"img={page}", f"ckpt={trained_checkpoint}", f"output_dir={tmp_path / 'cli'}"],
+                            cwd=PACKAGE.parent, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    api, cli = (json.loads((tmp_path / side / "page.json").read_text()) for side in ("api", "cli"))
+    assert api == cli and len(api["candidates"]) == PREDICT.candidates
+    config = PredictConfig()
+    assert (tuple(config.scales), config.flip, config.threshold, config.merge) == (PREDICT.scales, PREDICT.flip, PREDICT.threshold, PREDICT.merge)

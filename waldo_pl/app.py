@@ -10,6 +10,7 @@ message on the page; the server goes on serving.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.pictures import heatmap_overlay, result_picture, zoomed
 from waldo_pl.inference.predict import IMAGE_SUFFIXES
 from waldo_pl.inference.rerank import SecondStage
-from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.inference.search import ONE_PASS, PREDICT, search
 from waldo_pl.weights import bundled_model
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ MAX_PIXELS = 100_000_000  # a page over this is refused before it is decoded: a 
 SCALE_CHOICES = ["1.0", "1.25", "1.5", "2.0"]
 
 
-def find(net, path: str | None, scales: list[str], candidates: int, flip: bool = True, bf16: bool = False,
+def find(net, path: str | None, scales: list[str], candidates: int, flip: bool = PREDICT.flip, bf16: bool = False,
          max_pixels: int = MAX_PIXELS, stage: SecondStage | None = None) -> tuple:
     """One page through the search: (result picture, candidate gallery, heatmap overlay, answer text), the page
     searched at `scales` and, with `flip`, mirrored too (predict.py's defaults). A page that cannot be searched
@@ -48,8 +49,8 @@ def find(net, path: str | None, scales: list[str], candidates: int, flip: bool =
         if width * height > max_pixels:
             raise UserError(f"the page is {width}x{height} px, over this app's {max_pixels // 1_000_000} Mpx; "
                             "shrink it, or use predict.py, which tiles huge pages")
-        settings = SearchSettings(scales=tuple(float(s) for s in scales or ["1.0"]), candidates=int(candidates),
-                                  flip=bool(flip), bf16=bf16)
+        settings = dataclasses.replace(PREDICT, scales=tuple(float(s) for s in scales or ONE_PASS.scales),
+                                       candidates=int(candidates), flip=bool(flip), bf16=bf16)
         start = time.perf_counter()
         page = read_image(path)
         log_odds, spots = search(net, page, settings, stage)
@@ -91,10 +92,10 @@ def build_app(net, pages: list[str] = (), bf16: bool = False, title: str = "Find
                 upload = gr.File(label="Page (JPEG, PNG, TIFF, ...)", type="filepath", elem_id="page-upload")
                 chosen = gr.Dropdown(choices=[(Path(p).name, p) for p in pages], value=None, label="or one of the pages",
                                      visible=bool(pages), elem_id="page-choice")
-                scales = gr.CheckboxGroup(SCALE_CHOICES, value=["1.0", "1.25"], label="scales searched (more: slower, finds smaller Waldos)")
-                flip = gr.Checkbox(value=True, label="search the mirrored page too (finds more Waldos in photos; twice the time)",
+                scales = gr.CheckboxGroup(SCALE_CHOICES, value=[str(s) for s in PREDICT.scales], label="scales searched (more: slower, finds smaller Waldos)")
+                flip = gr.Checkbox(value=PREDICT.flip, label="search the mirrored page too (finds more Waldos in photos; twice the time)",
                                    elem_id="flip")
-                candidates = gr.Slider(0, 8, value=4, step=1, label="candidates shown after the answer")
+                candidates = gr.Slider(0, 8, value=PREDICT.candidates, step=1, label="candidates shown after the answer")
                 button = gr.Button("Find Waldo", variant="primary", elem_id="find")
             with gr.Column(scale=3):
                 answer = gr.Markdown(elem_id="answer")

@@ -30,7 +30,7 @@ from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.heatmap import MERGES
 from waldo_pl.inference.rerank import check_confidence, check_margin, confidence_of
-from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.inference.search import ONE_PASS, SearchSettings, search, with_settings
 from waldo_pl.odds import UNCALIBRATED
 
 
@@ -51,7 +51,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
         rescore = (scales is not None or flip or not second_stage or candidates is not None or margin is not None
                    or confidence is not None or merge is not None)
-        pages = (rescored_pages(path.parent, record, cfg, scales or [1.0], flip, data_root, pages_at, second_stage, candidates, margin,
+        pages = (rescored_pages(path.parent, record, cfg, scales or list(ONE_PASS.scales), flip, data_root, pages_at, second_stage, candidates, margin,
                                 confidence, merged_by) if rescore else record["pages"])
         fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
@@ -72,7 +72,7 @@ def fold_table(folder: Path, scales: list[float] | None = None, data_root: Path 
                 for run, cfg, pages in scored for page in pages]
         write_text_atomically(keep, json.dumps(kept, indent=1) + "\n")
     if calibrate is not None:
-        searched = ({"scales": list(scales or [1.0]), "flip": flip, "merge": merged_by} if rescore
+        searched = ({"scales": list(scales or ONE_PASS.scales), "flip": flip, "merge": merged_by} if rescore
                     else validated_search([cfg for _, cfg, _ in scored]))
         lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched, with_first_stage)]
         if len(scored) > 1:
@@ -185,12 +185,13 @@ def validated_search(configs: list[DictConfig | None]) -> dict | None:
     searched = []
     for cfg in configs:
         validation = OmegaConf.select(cfg, "callbacks.page_validation") if cfg is not None else None
-        if validation is None or validation.get("scales") is None:
+        if validation is None or "scales" not in validation:
             return None
         # a config without page_validation.flip or .merge is of a run from before the setting: it validated unmirrored,
-        # the scales' best kept
-        searched.append({"scales": [float(s) for s in validation.scales], "flip": bool(validation.get("flip", False)),
-                         "merge": str(validation.get("merge", "max"))})
+        # the scales' best kept; one that leaves a setting null validated at the training-time preset's
+        older = {"flip": False, "merge": "max"}
+        settings = with_settings(ONE_PASS, **{k: validation.get(k, older.get(k)) for k in ("scales", "flip", "merge")})
+        searched.append({"scales": list(settings.scales), "flip": settings.flip, "merge": settings.merge})
     return searched[0] if searched and all(s == searched[0] for s in searched) else None
 
 

@@ -4,6 +4,7 @@ Waldo from them (models/spot_module.py), and store it with the first stage in th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically
 from waldo_pl.inference.device import search_network
 from waldo_pl.inference.rerank import check_confidence, check_margin
-from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.inference.search import ONE_PASS, PREDICT, SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_entry
 from waldo_pl.models.spot_module import SpotClassifier
 from waldo_pl.models.spot_net import SpotNet
@@ -55,7 +56,7 @@ def mine_training_spots(first_net: nn.Module, pages: Sequence[Page], mined: int,
     CPU where it is installed (about 3x faster), else the exact fast graph."""
     device = next(first_net.parameters()).device
     net = search_network(first_net.eval(), device, bf16, "auto")
-    return mine_spots(net, pages, SearchSettings(scales=tuple(scales), candidates=mined - 1, bf16=bf16))
+    return mine_spots(net, pages, dataclasses.replace(ONE_PASS, scales=tuple(scales), candidates=mined - 1, bf16=bf16))
 
 
 def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], steps: int = 1500, batch_size: int = 64,
@@ -74,15 +75,16 @@ def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], ste
 
 
 def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 3,
-                       mined: int = 9, scales: Sequence[float] = (1.0, 1.25), precision: str = "auto", margin: float = 0.0,
+                       mined: int = 9, scales: Sequence[float] | None = None, precision: str = "auto", margin: float = 0.0,
                        confidence: str = "share", **fit) -> dict:
     """Mine the first stage's best `mined` spots on each page, fit, and add the second stage (re-ranking
-    `candidates` spots, the first stage's best given `margin` log-odds) to each checkpoint file (written whole);
+    `candidates` spots, the first stage's best given `margin` log-odds; mined at `scales`, None: predict.py's, unmirrored)
+    to each checkpoint file (written whole);
     returns its record. Both the mining and the fit run in `precision` (a Lightning precision, or auto: the device's
     fastest)."""
     precision = training_precision(precision, trainer_device_type(fit.get("accelerator", "cpu")))[0]
     started = time.perf_counter()
-    spots = mine_training_spots(first_net, pages, mined, scales, is_bf16(precision))
+    spots = mine_training_spots(first_net, pages, mined, scales or PREDICT.scales, is_bf16(precision))
     fitting = time.perf_counter()
     net = fit_second_stage(pages, spots, precision=precision, **fit)
     record = {"candidates": candidates, "margin": margin, "confidence": confidence, "mined": mined, "pages": len(pages),

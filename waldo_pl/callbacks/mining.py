@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import lightning as L
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 
 from waldo_pl.data.crops import NEGATIVE_STRIDE, CropStream
 from waldo_pl.errors import UserError
-from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.inference.search import ONE_PASS, search
 from waldo_pl.models.outputs import probability
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class HardNegativeMining(L.Callback):
         stream: CropStream = trainer.datamodule.crop_stream
         bf16 = "bf16" in str(trainer.precision)
         module.eval()
-        settings = SearchSettings(bf16=bf16, candidates=0)
+        settings = dataclasses.replace(ONE_PASS, bf16=bf16, candidates=0)
         heats = [search(module, page.image, settings)[0] for page in stream.pages]
         module.train()
         hardness = {w: [window_peaks(h, w) for h in heats] for w in stream.free_windows}

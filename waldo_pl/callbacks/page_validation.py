@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 
 import lightning as L
 import numpy as np
@@ -16,7 +17,7 @@ from waldo_pl.data.page import boxes_to_mask
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.device import search_network
 from waldo_pl.inference.rerank import confidence_of
-from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.inference.search import ONE_PASS, search, with_settings
 from waldo_pl.models.module import as_rgb, tensorboard
 from waldo_pl.models.outputs import probability, two_class_logits
 
@@ -27,10 +28,11 @@ class PageValidation(L.Callback):
     """Search each validation page whole, at `scales` (merged by `merge`; and mirrored, with `flip`), and log how the
     answer went."""
 
-    def __init__(self, threshold: float = 0.8, scales: tuple[float, ...] = (1.0,), flip: bool = False, pictures: bool = True,
-                 merge: str = "mean"):
-        # whole pages, never tiles; a bad threshold or scale fails when the callback is built
-        self.settings = SearchSettings(threshold=threshold, scales=tuple(scales), flip=flip, merge=merge, max_whole_pixels=1 << 40)
+    def __init__(self, threshold: float | None = None, scales: Sequence[float] | None = None, flip: bool | None = None,
+                 merge: str | None = None, pictures: bool = True):
+        # the training-time preset (ONE_PASS), each setting given replacing its own; whole pages, never tiles; a bad
+        # threshold or scale fails when the callback is built
+        self.settings = with_settings(ONE_PASS, threshold=threshold, scales=scales, flip=flip, merge=merge, max_whole_pixels=1 << 40)
         self.pictures = pictures
         self.page_results: list[dict] = []
         self.second_stage = None  # set by training once it has trained one, for the final validation

@@ -81,7 +81,7 @@ def check_threshold(setting: str, threshold: float) -> None:
         raise UserError(f"{setting}={threshold}: must be a probability between 0 and 1, e.g. 0.8")
 
 
-def find_spots(log_odds: np.ndarray, threshold: float = 0.8, count: int = 5, min_distance: int = 32) -> list[Spot]:
+def find_spots(log_odds: np.ndarray, threshold: float, count: int, min_distance: int = 32) -> list[Spot]:
     """The `count` best distinct peaks of a log-odds heatmap, best first, each with its probability as the confidence
     and the box of its region above the probability `threshold`. Each one's region (or a `min_distance` square) is
     masked before the next."""

@@ -79,14 +79,7 @@ def check_merge(merge: str) -> None:
         raise ValueError(f"merge={merge}: {' or '.join(MERGES)} (how the scales' heatmaps combine per pixel)")
 
 
-def page_log_odds(
-    net,
-    page: np.ndarray,
-    tile: int = 1024,
-    batch_size: int = 4,
-    max_whole_pixels: int = 1 << 22,
-    bf16: bool = False,
-) -> np.ndarray:
+def page_log_odds(net, page: np.ndarray, *, tile: int, batch_size: int, max_whole_pixels: int, bf16: bool = False) -> np.ndarray:
     """Waldo log-odds (H, W) float32 for an RGB uint8 page (H, W, 3); tiles when the page is over `max_whole_pixels`.
     `net` is a PageNetwork, or a PyTorch network (run in bf16 autocast when `bf16`)."""
     check_tile(tile)
@@ -126,8 +119,8 @@ def _tile(page: np.ndarray, y: int, x: int, th: int, tw: int) -> np.ndarray:
     return np.pad(part, ((0, short_h), (0, short_w), (0, 0)), mode="edge") if short_h or short_w else part
 
 
-def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False, bf16: bool = False, merge: str = "mean",
-                       **kwargs) -> np.ndarray:
+def log_odds_at_scales(net, page: np.ndarray, scales, flip: bool, merge: str, bf16: bool, *, tile: int, batch_size: int,
+                       max_whole_pixels: int) -> np.ndarray:
     """The page searched at each scale, per pixel the mean log-odds over the scales (`merge="max"`: the best), in the
     page's own pixels: like `flip`, which makes each scale's map the mean of the page's and its mirror image's
     (mirrored back), a spot the network sees at one scale only counts less than one it sees at all of them."""
@@ -135,6 +128,7 @@ def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False,
     check_merge(merge)
     net = page_network(net, bf16)
     h, w = page.shape[:2]
+    kwargs = {"tile": tile, "batch_size": batch_size, "max_whole_pixels": max_whole_pixels}
 
     def at(scale: float) -> np.ndarray:
         scaled = page
@@ -149,7 +143,7 @@ def log_odds_at_scales(net, page: np.ndarray, scales=(1.0,), flip: bool = False,
     return merge_maps((at(scale) for scale in scales), merge)
 
 
-def merge_maps(maps: Iterable[np.ndarray], merge: str = "mean") -> np.ndarray:
+def merge_maps(maps: Iterable[np.ndarray], merge: str) -> np.ndarray:
     """Same-sized maps met per pixel by their mean or their max (`merge`), one at a time, so that only two are held."""
     check_merge(merge)
     merged, count = None, 0

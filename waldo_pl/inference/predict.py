@@ -22,7 +22,7 @@ from waldo_pl.errors import UserError
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.report import PageAnswer, score, write_answer, write_pictures, write_report
 from waldo_pl.inference.rerank import SecondStage
-from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.inference.search import PREDICT, SearchSettings, search
 from waldo_pl.weights import bundled_model
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,16 @@ class PredictConfig:
     accelerator: str = "auto"          # auto | cpu | gpu
     precision: str = "auto"            # auto | 32 | bf16
     backend: str = "auto"              # auto (OpenVINO on a CPU where it is installed) | torch | openvino
-    threshold: float = 0.8
-    scales: List[float] = dataclasses.field(default_factory=lambda: [1.0, 1.25])
-    flip: bool = True                  # also the mirrored page; False: about twice as fast
-    merge: str = "mean"                # the scales' heatmaps per pixel: mean | max
-    candidates: int = 4
-    tile: int = 1024
-    batch_size: int = 4
-    max_whole_pixels: int = 8_000_000
+    # the search's settings, defaulting to the search's own (SearchSettings: what each does); a value set here or on
+    # the command line replaces it
+    threshold: float = PREDICT.threshold
+    scales: List[float] = dataclasses.field(default_factory=lambda: list(PREDICT.scales))
+    flip: bool = PREDICT.flip
+    merge: str = PREDICT.merge
+    candidates: int = PREDICT.candidates
+    tile: int = PREDICT.tile
+    batch_size: int = PREDICT.batch_size
+    max_whole_pixels: int = PREDICT.max_whole_pixels
     full: bool = False                 # also the tutorial's page-size PNG pictures
     second_stage: bool = True          # re-rank the best spots with the model's second stage, where it has one
 
@@ -102,7 +104,7 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
             raise UserError("this install has no bundled model; give ckpt= a checkpoint written by train.py")
     images = list_images(img)
     truth = read_labels(labels) if labels else None
-    search_settings = SearchSettings(**settings)  # a bad setting is said before the model is loaded
+    search_settings = dataclasses.replace(PREDICT, **settings)  # a bad setting is said before the model is loaded
     net, stage, bf16 = load_for_search(ckpt, accelerator, precision, backend, "ckpt", second_stage)
     search_settings = dataclasses.replace(search_settings, bf16=bf16)
     if stage is not None:

@@ -15,16 +15,18 @@ from waldo_pl.models.grid import MULTIPLE
 
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
-    """How a page is searched. Each bad value is a UserError named as predict.py's setting."""
+    """How a page is searched: the one home of the search's settings and their defaults, which are predict.py's (its
+    config, the Python API's `predict` and the app read them here). Searches that differ on purpose start from a named
+    preset (ONE_PASS). Each bad value is a UserError named as predict.py's setting."""
 
-    threshold: float = 0.8          # the box is the region around the peak above this probability
-    scales: tuple[float, ...] = (1.0,)
-    flip: bool = False              # also search the mirror image and average the two
+    threshold: float = 0.8          # the box is the region around the peak above this probability (the tutorial's)
+    scales: tuple[float, ...] = (1.0, 1.25)  # the page searched at these sizes: 1.25 finds the smallest Waldos more often
+    flip: bool = True               # also search the mirror image and average the two: finds more Waldos in photos
     merge: str = "mean"             # the scales' maps per pixel: mean (a spot seen at one scale counts less) | max
     candidates: int = 4             # next best distinct peaks after the answer
     tile: int = 1024                # tile side for pages over max_whole_pixels
     batch_size: int = 4             # tiles a batch
-    max_whole_pixels: int = 8_000_000
+    max_whole_pixels: int = 8_000_000  # larger pages are searched in tiles, which bounds the memory
     bf16: bool = False              # bf16 autocast (a GPU, or a CPU with native bf16)
 
     def __post_init__(self):
@@ -43,8 +45,24 @@ class SearchSettings:
         if self.max_whole_pixels < 0:
             raise UserError(f"max_whole_pixels={self.max_whole_pixels}: must be 0 (always tile) or more")
 
+    @property
+    def tiling(self) -> dict:
+        """How a page is cut into tiles, as heatmap.page_log_odds and log_odds_at_scales take it."""
+        return {"tile": self.tile, "batch_size": self.batch_size, "max_whole_pixels": self.max_whole_pixels}
 
-def search(net, page: np.ndarray, settings: SearchSettings = SearchSettings(),
+
+PREDICT = SearchSettings()
+# The page once, at scale 1, unmirrored: a quarter of PREDICT's passes, for the searches made while training (page
+# validation, hard-negative mining), which weigh time against weights that change anyway.
+ONE_PASS = SearchSettings(scales=(1.0,), flip=False)
+
+
+def with_settings(preset: SearchSettings, **settings) -> SearchSettings:
+    """`preset` with each setting given replacing its own; one given as None keeps the preset's."""
+    return dataclasses.replace(preset, **{name: value for name, value in settings.items() if value is not None})
+
+
+def search(net, page: np.ndarray, settings: SearchSettings = PREDICT,
            second_stage: SecondStage | None = None) -> tuple[np.ndarray, list[Spot]]:
     """Waldo's log-odds over an RGB uint8 page (H, W, 3), and the best spots on it, the answer first: the first
     stage's order, or with a second stage, its order over the first stage's best `second_stage.candidates`.
@@ -52,8 +70,7 @@ def search(net, page: np.ndarray, settings: SearchSettings = SearchSettings(),
     h, w = page.shape[:2]
     if min(h, w) < MULTIPLE:
         raise UserError(f"page is {w}x{h} px; it needs at least {MULTIPLE} px a side")
-    log_odds = log_odds_at_scales(net, page, settings.scales, settings.flip, merge=settings.merge, tile=settings.tile,
-                                  batch_size=settings.batch_size, max_whole_pixels=settings.max_whole_pixels, bf16=settings.bf16)
+    log_odds = log_odds_at_scales(net, page, settings.scales, settings.flip, settings.merge, settings.bf16, **settings.tiling)
     count = 1 + settings.candidates
     if second_stage is None:
         return log_odds, find_spots(log_odds, settings.threshold, count=count)
