@@ -203,6 +203,18 @@ def test_auto_precision_is_bf16_only_where_the_hardware_computes_in_it(monkeypat
     assert precision.training_precision(32, "cuda") == ("32", "as set")
 
 
+def test_a_short_seeded_run_learns_alike_in_float32_and_bf16(page_folder, tmp_path):
+    """Whichever precision auto chooses, the run learns the same: the same seeded steps in 32-true and bf16-mixed end at
+    losses within bf16's rounding of each other (bf16 keeps 8 bits of mantissa)."""
+    losses = {}
+    for precision in ("32-true", "bf16-mixed"):
+        cfg = config(tmp_path / precision, *SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", "trainer.max_epochs=3",
+                     "trainer.check_val_every_n_epoch=10", "logger=none", "callbacks=none", f"trainer.precision={precision}")
+        losses[precision] = train(cfg)["train/loss_epoch"]
+    assert losses["bf16-mixed"] != losses["32-true"]  # each ran in its own precision
+    assert losses["bf16-mixed"] == pytest.approx(losses["32-true"], rel=0.05)
+
+
 def test_experiment_long_is_fast_twice_as_long_at_four_zooms(tmp_path):
     fast, long = config(tmp_path, "experiment=fast"), config(tmp_path, "experiment=long")
     assert list(long.data.zooms) == [0.8, 1.0, 1.25, 1.6] and list(fast.data.zooms) == [1.0]
