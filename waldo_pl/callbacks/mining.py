@@ -12,8 +12,10 @@ import torch.nn.functional as F
 
 from waldo_pl.data.crops import NEGATIVE_STRIDE, CropStream
 from waldo_pl.errors import UserError
+from waldo_pl.callbacks.page_validation import network_as_searched
 from waldo_pl.inference.search import ONE_PASS, search
 from waldo_pl.models.outputs import probability
+from waldo_pl.precision import is_bf16
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,9 @@ class HardNegativeMining(L.Callback):
         if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         stream: CropStream = trainer.datamodule.crop_stream
-        bf16 = "bf16" in str(trainer.precision)
-        module.eval()
-        settings = dataclasses.replace(ONE_PASS, bf16=bf16, candidates=0)
-        heats = [search(module, page.image, settings)[0] for page in stream.pages]
-        module.train()
+        network = network_as_searched(trainer, module)
+        settings = dataclasses.replace(ONE_PASS, bf16=is_bf16(trainer.precision), candidates=0)
+        heats = [search(network, page.image, settings)[0] for page in stream.pages]
         hardness = {w: [window_peaks(h, w) for h in heats] for w in stream.free_windows}
         stream.set_hardness(hardness, self.boost)
         # the worst look-alike of each page: the highest probability outside Waldo's boxes

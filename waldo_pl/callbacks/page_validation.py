@@ -20,6 +20,7 @@ from waldo_pl.inference.rerank import confidence_of
 from waldo_pl.inference.search import ONE_PASS, search, with_settings
 from waldo_pl.models.module import as_rgb, tensorboard
 from waldo_pl.models.outputs import probability, two_class_logits
+from waldo_pl.precision import is_bf16
 
 PREVIEW_PAGE_SIDE = 768  # validation pictures are shrunk to this for TensorBoard
 
@@ -40,21 +41,15 @@ class PageValidation(L.Callback):
 
     def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.page_results = []  # this validation's pages, for metrics.json
-        # the weights as they are now, searched as mining and predict.py search them: OpenVINO on a CPU where it is
-        # installed, else the network's cheaper exact graph; a copy, so that the network in training is left as it is
-        self.network = search_network(copy.deepcopy(module.net).eval(), module.device, self.bf16(trainer), "auto")
+        self.network = network_as_searched(trainer, module)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.network = None
 
-    @staticmethod
-    def bf16(trainer: L.Trainer) -> bool:
-        return "bf16" in str(trainer.precision)
-
     @torch.no_grad()
     def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         page, boxes = batch["page"], batch["waldo_boxes"]
-        settings = dataclasses.replace(self.settings, bf16=self.bf16(trainer))
+        settings = dataclasses.replace(self.settings, bf16=is_bf16(trainer.precision))
         log_odds, spots = search(self.network, page, settings, self.second_stage)
         outcome = page_outcome(spots, boxes)
         target = torch.from_numpy(boxes_to_mask(boxes, *page.shape[:2])).long()[None]
@@ -66,6 +61,13 @@ class PageValidation(L.Callback):
         self.page_results.append({"page": batch["name"], **outcome, "confidence_of": confidence_of(self.second_stage)})
         if self.pictures:
             draw_page(trainer, module.global_step, batch["name"], page, log_odds, spots[0].box, boxes)
+
+
+def network_as_searched(trainer: L.Trainer, module: L.LightningModule):
+    """The module's network with its weights as they are now, as predict.py and the second stage's mining search it:
+    OpenVINO on a CPU where it is installed, else the network's cheaper exact graph; built from a copy, so that the
+    network in training is left as it is."""
+    return search_network(copy.deepcopy(module.net).eval(), module.device, is_bf16(trainer.precision), "auto")
 
 
 def draw_page(trainer, step: int, name: str, page: np.ndarray, log_odds: np.ndarray, predicted_box, true_boxes) -> None:

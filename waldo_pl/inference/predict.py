@@ -104,7 +104,7 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
             raise UserError("this install has no bundled model; give ckpt= a checkpoint written by train.py")
     images = list_images(img)
     truth = read_labels(labels) if labels else None
-    search_settings = dataclasses.replace(PREDICT, **settings)  # a bad setting is said before the model is loaded
+    search_settings = SearchSettings(**settings)  # a bad setting is said before the model is loaded
     net, stage, bf16 = load_for_search(ckpt, accelerator, precision, backend, "ckpt", second_stage)
     search_settings = dataclasses.replace(search_settings, bf16=bf16)
     if stage is not None:

@@ -73,7 +73,7 @@ class WaldoSegmenter(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.hparams.channels_last:  # about a third faster on CPU (bench/train_speed.py)
             self.net.to(memory_format=torch.channels_last)
-        if self.hparams.get("compile") and not getattr(self.net, "_compiled_call_impl", None):
+        if self.hparams.get("compile"):
             self.net.compile()  # in place: the checkpoint's keys stay the network's own
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
