@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from waldo_pl.crossval import calibrated_pages, fitted_platt, platt_words
+from waldo_pl.crossval.calibrate import calibrated_pages, fitted_platt, platt_words
 from waldo_pl.inference.report import reliability_table
 
 

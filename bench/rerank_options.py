@@ -29,7 +29,8 @@ import numpy as np
 from omegaconf import OmegaConf
 from scipy.special import expit
 
-from waldo_pl.crossval import cross_fitted_calibration, run_config, write_calibration
+from waldo_pl.crossval.calibrate import cross_fitted_calibration, write_calibration
+from waldo_pl.crossval.runs import run_config
 from waldo_pl.data.formats import load_collections
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
@@ -124,7 +125,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.pt")
     parser.add_argument("--record", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.json")
-    parser.add_argument("--scales", type=float, nargs="+", default=list(OmegaConf.load(REPO / "conf" / "predict.yaml").scales),
+    parser.add_argument("--scales", type=float, nargs="+", default=list(PREDICT.scales),
                         help="the scales searched (predict.py's default scales)")
     parser.add_argument("--runs", type=Path, nargs="+", help="run folders of a cross-validation, in place of --model and --record")
     parser.add_argument("--keep", type=Path, help="write every held-out spot's scores here (JSON), to try other rankings on")

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from waldo_pl.cli import CONF_DIR
-from waldo_pl.crossval import run_config
+from waldo_pl.crossval.runs import run_config
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.device import load_for_search

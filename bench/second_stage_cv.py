@@ -29,7 +29,7 @@ from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.rerank import spot_scores
 from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.search import SearchSettings
-from waldo_pl.second_stage import fit_second_stage, mine_spots
+from waldo_pl.second_stage.training import fit_second_stage, mine_spots
 
 MINED = 10
 

@@ -43,11 +43,11 @@ from waldo_pl.data.spot_stream import SpotStream
 from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.device import search_network
 from waldo_pl.inference.heatmap import MERGES
-from waldo_pl.inference.rerank import SecondStage, reranked_order, share_log_odds, spot_scores
+from waldo_pl.inference.rerank import reranked_order, share_log_odds, spot_scores
+from waldo_pl.second_stage.spec import UNCALIBRATED, SecondStage
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
-from waldo_pl.odds import UNCALIBRATED
-from waldo_pl.second_stage import fit_second_stage, mine_spots
+from waldo_pl.second_stage.training import fit_second_stage, mine_spots
 
 DEFAULTS = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
 RECIPE = {"steps": DEFAULTS.steps, "width": DEFAULTS.width, "photo_look": None, "context": spot_windows.CONTEXT, "seeds": [0],

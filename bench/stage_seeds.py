@@ -32,7 +32,8 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from waldo_pl.crossval import apply_calibration, run_config, write_calibration
+from waldo_pl.crossval.calibrate import apply_calibration, write_calibration
+from waldo_pl.crossval.runs import run_config
 from waldo_pl.data import spot_windows
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.inference.device import load_for_search
@@ -40,7 +41,7 @@ from waldo_pl.inference.rerank import spot_scores
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
 from waldo_pl.cli import CONF_DIR
-from waldo_pl.second_stage import fit_second_stage, mine_training_spots, run_settings
+from waldo_pl.second_stage.training import fit_second_stage, mine_training_spots, run_settings
 from waldo_pl.precision import is_bf16
 
 SPOTS = 5  # the first stage's spots kept for each held-out page

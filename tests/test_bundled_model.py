@@ -22,9 +22,8 @@ from waldo_pl.export import export, searched_as
 from waldo_pl.inference.answer import distance_to_boxes
 from waldo_pl.inference.predict import PredictConfig, answer_page
 from waldo_pl.inference.search import SearchSettings
-from waldo_pl.inference.rerank import load_second_stage
 from waldo_pl import precision
-from waldo_pl.models.checkpoint import load_network, read_checkpoint
+from waldo_pl.models.checkpoint import load_network, read_checkpoint, second_stage_from
 from waldo_pl.models.module import WaldoSegmenter
 from waldo_pl.weights import bundled_model
 
@@ -56,7 +55,7 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf(monk
     net = load_network(path, torch.device("cpu"))
     assert sum(p.numel() for p in net.parameters()) == 1_395_650
     # both stages, the second as the recipe trains it, its confidence calibrated on held-out pages
-    stage = load_second_stage(read_checkpoint(path), str(path))
+    stage = second_stage_from(read_checkpoint(path), str(path))
     second = OmegaConf.to_container(cfg.second_stage, resolve=True)
     assert stage.candidates == second["candidates"] and record["second_stage"]["training"]["steps"] == second["steps"]
     assert stage.margin == second["margin"] and record["second_stage"]["margin"] == second["margin"]

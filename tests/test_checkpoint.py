@@ -44,9 +44,10 @@ def crafted(tmp_path: Path, kind: str, victim: Path) -> Path:
     elif kind == "second_stage_margin":  # a real second stage whose margin no export writes
         from waldo_pl.models.checkpoint import second_stage_entry
         from waldo_pl.models.spot_net import SpotNet
+        from waldo_pl.second_stage.spec import SecondStage
 
-        stage = second_stage_entry(SpotNet(4), 3, (1.0, 0.0), "none", {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4},
-                               0.0, "share")
+        stage = second_stage_entry(SecondStage(SpotNet(4), 3, (1.0, 0.0), "none", 0.0, "share"),
+                                   {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4})
         stage["margin"] = -5.0
         torch.save({"state_dict": weights, "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}},
                     "second_stage": stage}, path)

@@ -5,7 +5,9 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from waldo_pl.crossval import fold_table, write_calibration
+from waldo_pl.crossval.calibrate import write_calibration
+from waldo_pl.crossval.rescore import Rescoring
+from waldo_pl.crossval.table import fold_table
 from waldo_pl.errors import UserError
 
 
@@ -42,7 +44,7 @@ def test_rescoring_a_run_without_saved_config_asks_for_the_pages(tmp_path):
     (tmp_path / "r" / "checkpoints").mkdir()
     (tmp_path / "r" / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(UserError, match="no .hydra/config.yaml to read data.root from; give the pages with --data"):
-        fold_table(tmp_path, scales=[1.0])
+        fold_table(tmp_path, Rescoring.searching([1.0]))
 
 
 def test_the_table_says_what_the_confidence_means_on_the_held_out_pages(tmp_path):
@@ -69,8 +71,8 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     import torch
 
     from waldo_pl.export import export
-    from waldo_pl.inference.rerank import load_second_stage
-    from waldo_pl.models.checkpoint import read_checkpoint, second_stage_entry
+    from waldo_pl.models.checkpoint import read_checkpoint, second_stage_entry, second_stage_from
+    from waldo_pl.second_stage.spec import SecondStage
     from waldo_pl.models.spot_net import SpotNet
     from waldo_pl.models.tutorial_net import TutorialNet
 
@@ -89,12 +91,12 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     assert json.loads((tmp_path / "flipped.json").read_text())["search"] == searched_again
 
     ckpt = tmp_path / "two.ckpt"
-    stage = second_stage_entry(SpotNet(4), 3, (1.0, 0.0), "none", {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4},
-                               0.0, "share")
+    stage = second_stage_entry(SecondStage(SpotNet(4), 3, (1.0, 0.0), "none", 0.0, "share"),
+                               {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4})
     torch.save({"state_dict": {f"net.{k}": v for k, v in TutorialNet().state_dict().items()}, "second_stage": stage,
                 "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}}}, ckpt)
     out = export(ckpt, tmp_path / "small.pt", calibration=fitted)
-    loaded = load_second_stage(read_checkpoint(out), str(out))
+    loaded = second_stage_from(read_checkpoint(out), str(out))
     assert loaded.platt == pytest.approx((fitted["a"], fitted["b"])) and "20 held-out answers" in loaded.calibration
     with pytest.raises(UserError, match="needs a, b, pages, hits"):  # another JSON given as the calibration: nothing written
         export(ckpt, tmp_path / "other.pt", calibration={"a": 1.0, "b": "zero"})

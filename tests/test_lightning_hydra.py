@@ -19,7 +19,8 @@ from PIL import Image
 
 from conftest import draw_page, write_csv, write_labelled_pages
 from waldo_pl.cli import CONF_DIR
-from waldo_pl.crossval import fold_table
+from waldo_pl.crossval.rescore import Rescoring
+from waldo_pl.crossval.table import fold_table
 from waldo_pl.training import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,6 +137,6 @@ def test_crossval_rescores_runs_that_used_the_downloaded_pages(trained_checkpoin
     OmegaConf.save(OmegaConf.create({"seed": 0, "data": {"root": None, "folds": 5, "fold": 0}}), run / ".hydra" / "config.yaml")
     (run / "metrics.json").write_text(json.dumps({"steps": 1, "pages": [{"page": "d.png", "hit": 0, "top5_hit": 0, "distance": 9}]}))
     with pytest.raises(Exception, match="waldo-download"):
-        fold_table(tmp_path / "runs", scales=[1.0])
+        fold_table(tmp_path / "runs", Rescoring.searching([1.0]))
     (pages / COMPLETE_MARKER).write_text("")
-    assert "d.png" in fold_table(tmp_path / "runs", scales=[1.0])
+    assert "d.png" in fold_table(tmp_path / "runs", Rescoring.searching([1.0]))

@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import draw_page
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.predict import predict
-from waldo_pl.inference.torch_network import TorchNetwork
+from waldo_pl.inference.networks import TorchPageNetwork
 from waldo_pl.models.checkpoint import load_network
 from waldo_pl.weights import bundled_model
 
@@ -33,7 +33,7 @@ def test_the_compiled_network_gives_pytorchs_log_odds(bf16, tolerance):
     net = load_network(bundled_model())
     compiled = openvino_backend.compile_network(net, bf16)
     pages = np.random.default_rng(0).integers(0, 256, (2, 96, 160, 3), dtype=np.uint8)
-    plain, fast = TorchNetwork(net)(pages), compiled(pages)
+    plain, fast = TorchPageNetwork(net)(pages), compiled(pages)
     scale = float(np.abs(plain).max())
     assert fast.shape == plain.shape == (2, 96, 160) and scale > 1
     assert float(np.abs(fast - plain).max()) < tolerance * scale

@@ -21,9 +21,11 @@ from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.answer import Spot
-from waldo_pl.inference.rerank import SecondStage, SpotNetwork, check_confidence, check_margin, load_second_stage, rerank, reranked_order
+from waldo_pl.inference.networks import SpotNetwork
+from waldo_pl.inference.rerank import rerank, reranked_order
+from waldo_pl.second_stage.spec import SecondStage, as_flag, check_reranking
 from waldo_pl.inference.search import SearchSettings, search
-from waldo_pl.models.checkpoint import read_checkpoint
+from waldo_pl.models.checkpoint import read_checkpoint, second_stage_from
 from waldo_pl.precision import training_precision
 
 WALDO = (100, 60, 120, 86)
@@ -153,7 +155,9 @@ def test_a_margin_keeps_the_first_stage_answer_unless_the_second_stage_is_surer_
     assert [(s.x, s.y) for s in ranked[1:]] == [(110, 72), (200, 30)]  # the rest in the second stage's order
     assert ranked[0].confidence == pytest.approx(0.5)  # each spot's confidence is still its own score's
     with pytest.raises(UserError, match="second_stage.margin=-1: must be a number of log-odds, 0 or more"):
-        check_margin("second_stage.margin=-1", -1)
+        check_reranking(margin=-1)
+    with pytest.raises(UserError, match="second_stage.margin=-1: must be a number of log-odds"):  # a stage checks itself
+        SecondStage(Scores(0.0), 3, margin=-1)
 
 
 def test_the_reranked_order_from_scores_alone_is_the_candidates_by_score_after_the_margin_then_the_rest_as_they_were():
@@ -193,7 +197,9 @@ def test_the_share_confidence_is_each_spots_chance_of_being_waldo_if_one_of_the_
         pytest.approx([s.confidence for s in ranked])
     assert rerank(dataclasses.replace(stage, candidates=1), page, spots[:1])[0].confidence == 1.0  # a lone candidate
     with pytest.raises(UserError, match="second_stage.confidence=odds: must be one of score, share"):
-        check_confidence("second_stage.confidence=odds", "odds")
+        check_reranking(confidence="odds")
+    with pytest.raises(UserError, match="--candidates 0: must be a whole number, 1 or more"):
+        stage.with_choices(candidates=0, named=as_flag)
 
 
 class Brightness(torch.nn.Module):
@@ -247,7 +253,7 @@ def test_training_adds_the_second_stage_to_its_checkpoints(two_stage_run):
     checkpoints = sorted((two_stage_run / "run" / "checkpoints").glob("*.ckpt"))
     assert checkpoints
     for path in checkpoints:
-        stage = load_second_stage(read_checkpoint(path), str(path))
+        stage = second_stage_from(read_checkpoint(path), str(path))
         assert stage is not None and stage.candidates == 3 and stage.margin == MARGIN  # conf/second_stage's
         assert stage.confidence == "share"
     record = torch.load(checkpoints[0], weights_only=True)["second_stage"]["record"]
@@ -258,6 +264,12 @@ def test_training_adds_the_second_stage_to_its_checkpoints(two_stage_run):
     chosen, why = training_precision("auto", "cpu")
     assert record["precision"] == metrics["precision"] == chosen
     assert f"precision: {chosen} ({why})" in "".join(p.read_text() for p in (two_stage_run / "run").glob("*.log"))
+    # the final validation re-ranked with the stage in memory as the stage read back from the checkpoint does
+    from waldo_pl.crossval.rescore import Rescoring, rescored_pages
+    from waldo_pl.crossval.runs import run_config
+
+    again = rescored_pages(two_stage_run / "run", metrics, run_config(two_stage_run / "run"), Rescoring())
+    assert [(p["x"], p["y"], p["confidence_of"]) for p in again] == [(p["x"], p["y"], p["confidence_of"]) for p in metrics["pages"]]
 
 
 def test_predict_answers_with_the_second_stage_unless_told_not_to(two_stage_run, tmp_path):
@@ -281,18 +293,18 @@ def test_export_keeps_the_second_stage(two_stage_run, tmp_path):
     from waldo_pl.export import export
 
     out = export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "small.pt")
-    stage = load_second_stage(read_checkpoint(out), str(out))
+    stage = second_stage_from(read_checkpoint(out), str(out))
     assert stage is not None and stage.candidates == 3
     assert json.loads(out.with_suffix(".json").read_text())["second_stage"]["candidates"] == 3
     fewer = export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "fewer.pt", candidates=2)
-    assert load_second_stage(read_checkpoint(fewer), str(fewer)).candidates == 2
+    assert second_stage_from(read_checkpoint(fewer), str(fewer)).candidates == 2
     keen = export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "keen.pt", margin=0.5)
-    assert load_second_stage(read_checkpoint(keen), str(keen)).margin == 0.5
+    assert second_stage_from(read_checkpoint(keen), str(keen)).margin == 0.5
     assert json.loads(keen.with_suffix(".json").read_text())["second_stage"]["margin"] == 0.5
     with pytest.raises(UserError, match="--margin -1: must be a number of log-odds"):
         export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "minus.pt", margin=-1)
     assert not (tmp_path / "minus.pt").exists()
-    with pytest.raises(UserError, match="--candidates 0: must be 1 or more"):
+    with pytest.raises(UserError, match="--candidates 0: must be a whole number, 1 or more"):
         export(two_stage_run / "run" / "checkpoints" / "last.ckpt", tmp_path / "none.pt", candidates=0)
     assert not (tmp_path / "none.pt").exists()
 
@@ -303,12 +315,12 @@ def test_export_calibrates_the_confidence_the_model_gives_and_no_other(two_stage
     ckpt = two_stage_run / "run" / "checkpoints" / "last.ckpt"
     fit = {"a": 0.5, "b": -1.0, "pages": 10, "hits": 6, "runs": "folds"}
     shared = export(ckpt, tmp_path / "share.pt", calibration={**fit, "confidence": "share"})
-    stage = load_second_stage(read_checkpoint(shared), str(shared))
+    stage = second_stage_from(read_checkpoint(shared), str(shared))
     assert stage.confidence == "share" and stage.platt == (0.5, -1.0) and "share of the candidates' odds" in stage.calibration
     assert json.loads(shared.with_suffix(".json").read_text())["second_stage"]["confidence"] == "share"
     # the score instead: only with a calibration fitted on it (the model's own mapping was the share's)
     scored = export(ckpt, tmp_path / "score.pt", calibration=fit, confidence="score")
-    stage = load_second_stage(read_checkpoint(scored), str(scored))
+    stage = second_stage_from(read_checkpoint(scored), str(scored))
     assert stage.confidence == "score" and stage.platt == (0.5, -1.0) and "second stage's score" in stage.calibration
     with pytest.raises(UserError, match="--confidence score: the model was calibrated on its share; give --calibration"):
         export(ckpt, tmp_path / "bare.pt", confidence="score")
@@ -320,36 +332,36 @@ def test_export_calibrates_the_confidence_the_model_gives_and_no_other(two_stage
         export(ckpt, tmp_path / "first.pt", calibration={**fit, "confidence": "first stage"})
     # how the calibration's pages were searched goes into the record; a garbled search is refused
     flipped = export(ckpt, tmp_path / "flip.pt", calibration={**fit, "confidence": "share", "search": {"scales": [1, 1.25], "flip": True}})
-    assert load_second_stage(read_checkpoint(flipped), str(flipped)).calibration.endswith("searched at scales 1, 1.25 and mirrored")
+    assert second_stage_from(read_checkpoint(flipped), str(flipped)).calibration.endswith("searched at scales 1, 1.25 and mirrored")
     merged = export(ckpt, tmp_path / "mean.pt", calibration={**fit, "confidence": "share",
                                                              "search": {"scales": [1, 1.25], "flip": True, "merge": "mean"}})
-    assert load_second_stage(read_checkpoint(merged), str(merged)).calibration.endswith("scales 1, 1.25 (their mean) and mirrored")
+    assert second_stage_from(read_checkpoint(merged), str(merged)).calibration.endswith("scales 1, 1.25 (their mean) and mirrored")
     with pytest.raises(UserError, match="--calibration: its search is not one waldo-crossval --calibrate writes"):
         export(ckpt, tmp_path / "garbled.pt", calibration={**fit, "confidence": "share", "search": {"scales": [1], "flip": "yes"}})
     assert not any((tmp_path / name).exists() for name in ("bare.pt", "mixed.pt", "odd.pt", "first.pt", "garbled.pt"))
     # a calibration that weighs the first stage's log-odds too keeps its third number, composed with the model's own
     both = export(ckpt, tmp_path / "both.pt", calibration={**fit, "confidence": "share", "c": 0.25})
-    stage = load_second_stage(read_checkpoint(both), str(both))
+    stage = second_stage_from(read_checkpoint(both), str(both))
     assert stage.platt == (0.5, -1.0, 0.25) and "and the first stage's log-odds there" in stage.calibration
     again = export(both, tmp_path / "again.pt", calibration={**fit, "confidence": "share", "c": 0.1})  # 0.5 x (...) + 0.1 f
-    assert load_second_stage(read_checkpoint(again), str(again)).platt == pytest.approx((0.25, -1.5, 0.225))
+    assert second_stage_from(read_checkpoint(again), str(again)).platt == pytest.approx((0.25, -1.5, 0.225))
 
 
 def test_a_model_file_from_before_the_share_calibrates_its_score(two_stage_run, tmp_path):
     checkpoint = torch.load(two_stage_run / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     del checkpoint["second_stage"]["confidence"]
     torch.save(checkpoint, tmp_path / "old.ckpt")
-    assert load_second_stage(read_checkpoint(tmp_path / "old.ckpt"), "old.ckpt").confidence == "score"
+    assert second_stage_from(read_checkpoint(tmp_path / "old.ckpt"), "old.ckpt").confidence == "score"
     checkpoint["second_stage"]["confidence"] = "odds"
     torch.save(checkpoint, tmp_path / "odd.ckpt")
     with pytest.raises(UserError, match="odd.ckpt: its second_stage entry is not one this project writes"):
-        load_second_stage(read_checkpoint(tmp_path / "odd.ckpt"), "odd.ckpt")
+        second_stage_from(read_checkpoint(tmp_path / "odd.ckpt"), "odd.ckpt")
     checkpoint["second_stage"]["confidence"] = "share"
     for platt in ([1.0, 0.0, float("nan")], [1.0, 0.0, 0.1, 0.2]):  # a calibration this project never writes
         checkpoint["second_stage"]["platt"] = platt
         torch.save(checkpoint, tmp_path / "platt.ckpt")
         with pytest.raises(UserError, match="platt.ckpt: its second_stage entry is not one this project writes"):
-            load_second_stage(read_checkpoint(tmp_path / "platt.ckpt"), "platt.ckpt")
+            second_stage_from(read_checkpoint(tmp_path / "platt.ckpt"), "platt.ckpt")
 
 
 class LastFirst(SpotNetwork):
@@ -360,14 +372,16 @@ class LastFirst(SpotNetwork):
 
 
 def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_as_asked(two_stage_run, monkeypatch):
-    from waldo_pl import crossval
+    from waldo_pl.crossval import rescore
+    from waldo_pl.crossval.rescore import Rescoring, rescored_pages
+    from waldo_pl.crossval.runs import run_config
 
-    real = crossval.load_for_search
-    monkeypatch.setattr(crossval, "load_for_search", lambda *args: (lambda net, stage, bf16: (
+    real = rescore.load_for_search
+    monkeypatch.setattr(rescore, "load_for_search", lambda *args: (lambda net, stage, bf16: (
         net, stage and dataclasses.replace(stage, net=LastFirst()), bf16))(*real(*args)))
     run = two_stage_run / "run"
-    record, cfg = json.loads((run / "metrics.json").read_text()), crossval.run_config(run)
-    answer = lambda **kw: {k: v for k, v in crossval.rescored_pages(run, record, cfg, [1.0], False, None, {}, **kw)[0].items()
+    record, cfg = json.loads((run / "metrics.json").read_text()), run_config(run)
+    answer = lambda **kw: {k: v for k, v in rescored_pages(run, record, cfg, Rescoring.searching([1.0], **kw))[0].items()
                            if k in ("x", "y")}
     assert answer(candidates=1) == answer(second_stage=False)  # one spot: the first stage's answer stands
     assert answer(candidates=2, margin=0) != answer(second_stage=False)  # two, no margin: its second spot
@@ -375,7 +389,7 @@ def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_
     # the stand-in is surer of the third spot than of the first by 2 log-odds: a margin of 2.5 keeps the first
     assert answer(margin=2.5) == answer(second_stage=False) != answer(margin=1.5) == answer(candidates=3, margin=0)
     bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--candidates", "0"], cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --candidates 0: must be 1 or more"), bad.stderr
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --candidates 0: must be a whole number, 1 or more"), bad.stderr
     bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "-1"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --margin -1.0: must be a number of log-odds"), bad.stderr
     bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "2", "--first-stage-only"], cwd=REPO,
@@ -384,28 +398,30 @@ def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_
 
 
 def test_crossval_searches_again_against_the_labels_as_the_run_read_them_decoys_and_all(two_stage_run, tmp_path):
-    from waldo_pl import crossval
+    from waldo_pl.crossval.rescore import Rescoring, rescored_pages
+    from waldo_pl.crossval.runs import run_config
 
     run = two_stage_run / "run"
-    record, cfg = json.loads((run / "metrics.json").read_text()), crossval.run_config(run)
-    assert cfg.data.decoys is None and crossval.rescored_pages(run, record, cfg, [1.0], False, None, {})
+    record, cfg = json.loads((run / "metrics.json").read_text()), run_config(run)
+    assert cfg.data.decoys is None and rescored_pages(run, record, cfg, Rescoring.searching([1.0]))
     (tmp_path / "decoys.csv").write_text("filename,width,height,xmin,ymin,xmax,ymax\np1.png,160,128,96,16,120,44\n")
     cfg.data.decoys = str(tmp_path / "decoys.csv")  # a decoy over the held-out page's only Waldo: refused, so read
     with pytest.raises(UserError, match="data.decoys=.*cover every Waldo box"):
-        crossval.rescored_pages(run, record, cfg, [1.0], False, None, {})
+        rescored_pages(run, record, cfg, Rescoring.searching([1.0]))
 
 
 def test_crossval_searches_again_with_the_confidence_made_from_either_number(two_stage_run):
     """The same answer, its confidence from the share (as the run trained) or the score, and a calibration fitted on
     those answers names the number it maps."""
-    from waldo_pl import crossval
+    from waldo_pl.crossval.rescore import Rescoring, rescored_pages
+    from waldo_pl.crossval.runs import run_config
 
     run = two_stage_run / "run"
-    record, cfg = json.loads((run / "metrics.json").read_text()), crossval.run_config(run)
-    share, score = (crossval.rescored_pages(run, record, cfg, [1.0], False, None, {}, confidence=c)[0] for c in ("share", "score"))
+    record, cfg = json.loads((run / "metrics.json").read_text()), run_config(run)
+    share, score = (rescored_pages(run, record, cfg, Rescoring.searching([1.0], confidence=c))[0] for c in ("share", "score"))
     assert (share["x"], share["y"]) == (score["x"], score["y"]) and share["log_odds"] != score["log_odds"]
-    assert crossval.rescored_pages(run, record, cfg, [1.0], False, None, {})[0] == share  # as it trained
-    first = crossval.rescored_pages(run, record, cfg, [1.0], False, None, {}, second_stage=False)[0]
+    assert rescored_pages(run, record, cfg, Rescoring.searching([1.0]))[0] == share  # as it trained
+    first = rescored_pages(run, record, cfg, Rescoring.searching([1.0], second_stage=False))[0]
     assert [p["confidence_of"] for p in (share, score, first)] == ["share", "score", "first stage"]
     assert record["pages"][0]["confidence_of"] == "share"  # the training's own validation records it too
     for args, error in ((["--confidence", "odds"], "error: --confidence odds: must be one of score, share"),
@@ -424,7 +440,7 @@ def test_waldo_second_stage_retrains_it_for_a_finished_run(two_stage_run, tmp_pa
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for path in (run / "checkpoints").glob("*.ckpt"):
-        assert load_second_stage(read_checkpoint(path), str(path)).candidates == 2
+        assert second_stage_from(read_checkpoint(path), str(path)).candidates == 2
     bad = subprocess.run([sys.executable, "-m", "waldo_pl.second_stage", str(run), "stepz=3"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("error: stepz: not a second-stage setting"), bad.stderr
     missing = subprocess.run([sys.executable, "-m", "waldo_pl.second_stage", str(tmp_path / "nowhere")], cwd=REPO, capture_output=True, text=True)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from conftest import draw_page, write_csv
 from waldo_pl.callbacks import PageValidation
-from waldo_pl.crossval import rescored_pages
+from waldo_pl.crossval.rescore import Rescoring, rescored_pages
 from waldo_pl.data.datamodule import collate_pages
 from waldo_pl.data.formats import load_pages
 from waldo_pl.inference.device import use_bf16
@@ -43,6 +43,26 @@ def test_imports_point_one_way(path):
         assert not [m for m in imports if m.startswith(("waldo_pl.inference", "waldo_pl.callbacks", "waldo_pl.training"))]
     if path.parent.name == "inference":
         assert not [m for m in imports if m.startswith(("lightning", "waldo_pl.callbacks", "waldo_pl.training", "waldo_pl.models.module"))]
+    if path.parent.name == "data":  # pages and crops come first: they know nothing of the networks or the search
+        assert not [m for m in imports if m.startswith("waldo_pl.") and not m.startswith(("waldo_pl.data", "waldo_pl.errors", "waldo_pl.files"))]
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Each module of the package and the package's modules it imports (at the top or inside a function)."""
+    files = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p for p in PACKAGE.rglob("*.py")}
+    return {name: (imported_modules(path) & set(files)) - {name} for name, path in files.items()}
+
+
+def test_no_modules_import_each_other_even_through_others():
+    graph = package_imports()
+    for start in graph:
+        reached, todo = set(), list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module not in reached:
+                reached.add(module)
+                todo += graph[module]
+        assert start not in reached, f"{start} imports itself through {sorted(m for m in reached if start in graph[m])}"
 
 
 def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint, tmp_path):
@@ -69,7 +89,7 @@ def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(trained_checkpoint.read_bytes())
     record = {"pages": [{"page": p.name} for p in pages]}
-    rescored = rescored_pages(run, record, None, [1.0], False, tmp_path, {})
+    rescored = rescored_pages(run, record, None, Rescoring.searching([1.0]), tmp_path)
     by_crossval = {r["page"]: (r["x"], r["y"]) for r in rescored}
 
     assert by_predict == by_validation == by_crossval and len(by_predict) == 2

@@ -15,7 +15,8 @@ from PIL import Image
 
 from conftest import draw_page, write_csv
 from waldo_pl.cli import CONF_DIR
-from waldo_pl.crossval import fold_table
+from waldo_pl.crossval.rescore import Rescoring
+from waldo_pl.crossval.table import fold_table
 from waldo_pl.errors import UserError
 from waldo_pl.models.tutorial_net import TutorialNet
 from waldo_pl.training import train
@@ -104,13 +105,13 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     assert f"{record['fit_seconds'] / 60:.1f} min" in rows(table)[2]
     assert "Mean confidence of hits" in table
     # the last checkpoint searches the held-out pages again, as predict.py would, and finds the same
-    assert rows(fold_table(tmp_path, scales=[1.0], data_root=learnable_pages))[2:] == rows(table)[2:]
-    assert "2/2" in rows(fold_table(tmp_path, data_root=learnable_pages, flip=True, keep=tmp_path / "answers.json"))[-1]
+    assert rows(fold_table(tmp_path, Rescoring.searching([1.0]), data_root=learnable_pages))[2:] == rows(table)[2:]
+    assert "2/2" in rows(fold_table(tmp_path, Rescoring.searching(flip=True), data_root=learnable_pages, keep=tmp_path / "answers.json"))[-1]
     kept = json.loads((tmp_path / "answers.json").read_text())  # the answers searched again, to study without searching
     assert [(p["page"], p["hit"], p["run"]) for p in kept] == [("p6.png", 1, "run"), ("p7.png", 1, "run")]
     assert all(p["first_stage_log_odds"] >= p["log_odds"] - 1e-3 for p in kept)  # no second stage: the same number, unrounded
     with pytest.raises(UserError, match="no such folder"):
-        fold_table(tmp_path, scales=[1.0, 2.0], data_root=tmp_path / "nowhere")
+        fold_table(tmp_path, Rescoring.searching([1.0, 2.0]), data_root=tmp_path / "nowhere")
 
 
 def test_validation_searches_the_mirrored_page_too_when_told(learnable_pages, tmp_path, monkeypatch):

@@ -46,3 +46,38 @@ def calibrated(scores: Sequence[float], platt: Sequence[float], first_stage: Seq
             raise ValueError("this calibration weighs the first stage's log-odds too; give them")
         z = z + weight[0] * np.asarray(first_stage, dtype=np.float64)
     return expit(z)
+
+
+def composed(platt: Sequence[float], fitted: dict) -> tuple[float, ...]:
+    """A model's own mapping (a0, b0[, c0]) followed by a calibration fitted on the confidences it gave (a fit that
+    waldo-crossval --calibrate wrote: a, b[, c]), as one mapping of the same number: sigmoid(a (a0 x + b0 + c0 f) + b
+    + c f) = sigmoid(a a0 x + a b0 + b + (a c0 + c) f), f the first stage's log-odds."""
+    (a0, b0, *c0), a, b = platt, fitted["a"], fitted["b"]
+    mapping = [a * a0, a * b0 + b]
+    if c0 or "c" in fitted:
+        mapping.append(a * (c0[0] if c0 else 0.0) + fitted.get("c", 0.0))
+    return tuple(float(v) for v in mapping)
+
+
+def described(fitted: dict, confidence: str, platt: Sequence[float]) -> str:
+    """What a model's record says of a calibration `fitted` on its `confidence`, composed into `platt`."""
+    what = "the answer's share of the candidates' odds" if confidence == "share" else "the second stage's score"
+    what += " and the first stage's log-odds there" if len(platt) == 3 else ""
+    return (f"Platt scaling of {what}, fitted on {fitted['pages']} held-out answers ({fitted['hits']} right) of the runs in "
+            f"{fitted['runs']}{searched_as(fitted)}")
+
+
+def searched_as(fitted: dict) -> str:
+    """How the calibration's pages were searched, in words ('' where it does not say); a ValueError where its
+    search is not one waldo-crossval --calibrate writes."""
+    searched = fitted.get("search")
+    if searched is None:
+        return ""
+    try:
+        scales, flip = [float(s) for s in searched["scales"]], searched["flip"]
+    except (TypeError, KeyError, ValueError):
+        scales, flip = [], None
+    if not scales or not isinstance(flip, bool):
+        raise ValueError("its search is not one waldo-crossval --calibrate writes (needs scales and flip)")
+    merged = {"mean": " (their mean)", "max": " (their best)"}.get(searched.get("merge")) if len(scales) > 1 else None
+    return f", searched at scales {', '.join(f'{s:g}' for s in scales)}{merged or ''}{' and mirrored' if flip else ''}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -16,14 +17,14 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from waldo_pl.callbacks import PageValidation
+from waldo_pl.callbacks import PageValidation, RunConfig
 from waldo_pl.cli import one_line, user_error_from
 from waldo_pl.errors import UserError
 from waldo_pl.files import write_text_atomically
-from waldo_pl.inference.rerank import load_second_stage
 from waldo_pl.models.checkpoint import read_checkpoint
 from waldo_pl.precision import trainer_device_type, training_precision
-from waldo_pl.second_stage import check_settings, train_second_stage
+from waldo_pl.second_stage.spec import SecondStage
+from waldo_pl.second_stage.training import check_settings, store_second_stage, train_second_stage
 
 log = logging.getLogger(__name__)
 
@@ -48,54 +49,55 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.ckpt_path is not None:
         read_checkpoint(cfg.ckpt_path, "ckpt_path")  # refused as data before Lightning unpickles it
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    precision, why = training_precision(cfg.trainer.precision, trainer_device_type(cfg.trainer.accelerator))
+    log.info("precision: %s (%s)", precision, why)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    run_config["trainer"]["precision"] = precision  # as it trained: a later second stage or search reads it
     try:
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model)
-        callbacks = instantiate_group(cfg.get("callbacks"))
+        callbacks = [*instantiate_group(cfg.get("callbacks")), RunConfig(run_config)]
         loggers = instantiate_group(cfg.get("logger"))
         if not loggers:  # nothing to write learning rates to
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-        precision, why = training_precision(cfg.trainer.precision, trainer_device_type(cfg.trainer.accelerator))
-        log.info("precision: %s (%s)", precision, why)
         trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as err:
         raise user_error_from(err) from None
     except MisconfigurationException as err:
         raise UserError(f"trainer: {one_line(err)}") from None
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    model.run_config["trainer"]["precision"] = precision  # as it trained: a later second stage or search reads it
     Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)  # where the loggers write (Hydra makes it for train.py)
     for logger in loggers:
-        logger.log_hyperparams(model.run_config)
+        logger.log_hyperparams(run_config)
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fit_seconds = time.perf_counter() - started
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     validation = next((c for c in callbacks if isinstance(c, PageValidation)), None)
+    second_stage = None
     if cfg.get("second_stage") and not trainer.fast_dev_run:
-        stage = fit_second_stage_after(cfg, model, datamodule, trainer)
+        second_stage = fit_second_stage_after(cfg, model, datamodule, trainer)
         fit_seconds = time.perf_counter() - started
-        if validation is not None:
-            validation.second_stage = stage
     if datamodule.val_pages and not trainer.fast_dev_run:
-        # The final weights on the held-out pages, whatever the validation interval was.
-        metrics.update(trainer.validate(model, datamodule=datamodule, verbose=False)[0])
+        # The final weights on the held-out pages, whatever the validation interval was, re-ranked by the second stage.
+        with validation.reranking_with(second_stage) if validation is not None else contextlib.nullcontext():
+            metrics.update(trainer.validate(model, datamodule=datamodule, verbose=False)[0])
         if trainer.is_global_zero and validation is not None:
             write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics, validation.page_results, trainer, fit_seconds)
     log.info("outputs in %s", cfg.paths.output_dir)
     return metrics
 
 
-def fit_second_stage_after(cfg: DictConfig, model, datamodule, trainer: L.Trainer):
-    """Train the second stage on the first stage's final weights, add it to the run's checkpoints, and return it."""
-    checkpoints = sorted(Path(cfg.paths.output_dir, "checkpoints").glob("*.ckpt"))
-    if trainer.is_global_zero and checkpoints:
+def fit_second_stage_after(cfg: DictConfig, model, datamodule, trainer: L.Trainer) -> SecondStage:
+    """Train the second stage on the first stage's final weights (on the first process), add it to the run's
+    checkpoints, and return it to every process."""
+    stage = None
+    if trainer.is_global_zero:
         settings = OmegaConf.to_container(cfg.second_stage, resolve=True)
-        record = train_second_stage(model.net, datamodule.train_pages, checkpoints, precision=str(trainer.precision),
-                                    seed=cfg.seed, accelerator="gpu" if model.device.type == "cuda" else "cpu", **settings)
+        stage, record = train_second_stage(model.net, datamodule.train_pages, precision=str(trainer.precision), seed=cfg.seed,
+                                           accelerator="gpu" if model.device.type == "cuda" else "cpu", **settings)
+        store_second_stage(stage, record, sorted(Path(cfg.paths.output_dir, "checkpoints").glob("*.ckpt")))
         log.info("second stage: %s", record)
-    trainer.strategy.barrier()
-    return load_second_stage(read_checkpoint(checkpoints[0], None), str(checkpoints[0])) if checkpoints else None
+    return trainer.strategy.broadcast(stage)
 
 
 def write_metrics(path: Path, metrics: dict, pages: list[dict], trainer, fit_seconds: float) -> None:

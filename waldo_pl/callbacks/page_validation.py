@@ -3,6 +3,7 @@ top-5 hit rate, the distance, each page's outcome (for metrics.json) and a pictu
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from waldo_pl.inference.search import ONE_PASS, search, with_settings
 from waldo_pl.models.module import as_rgb, tensorboard
 from waldo_pl.models.outputs import probability, two_class_logits
 from waldo_pl.precision import is_bf16
+from waldo_pl.second_stage.spec import SecondStage
 
 PREVIEW_PAGE_SIDE = 768  # validation pictures are shrunk to this for TensorBoard
 
@@ -36,8 +38,17 @@ class PageValidation(L.Callback):
         self.settings = with_settings(ONE_PASS, threshold=threshold, scales=scales, flip=flip, merge=merge, max_whole_pixels=1 << 40)
         self.pictures = pictures
         self.page_results: list[dict] = []
-        self.second_stage = None  # set by training once it has trained one, for the final validation
+        self.second_stage = None  # the run's second stage, during reranking_with
         self.network = None
+
+    @contextlib.contextmanager
+    def reranking_with(self, second_stage: SecondStage | None):
+        """Validation within this block re-ranks each page's spots with `second_stage` (trained after the first)."""
+        self.second_stage = second_stage
+        try:
+            yield self
+        finally:
+            self.second_stage = None
 
     def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.page_results = []  # this validation's pages, for metrics.json

@@ -23,9 +23,8 @@ class SpotStream(IterableDataset):
     often as a best false spot), and a share `random_share` of random windows.
     Each is flipped left-right half the time; a share `photo_look` is made to look photographed. A window's side is
     its spot's times exp(u), u drawn uniformly from SIDE_JITTER: down to 0.6 times, because on pages the first stage
-    never saw its region around Waldo is narrower than on its training pages (windows 2.4 times his head on held-out
-    photos, 3.2 on training pages), and a stream cut at 0.8 to 1.2 times taught the second stage to doubt him there
-    (bench/RESULTS.md, "Windows cut tighter")."""
+    never saw, its region around Waldo is narrower than on its training pages, and windows cut only near their
+    training size taught the second stage to doubt him there (bench/RESULTS.md, "Windows cut tighter")."""
 
     SIDE_JITTER = (-0.5, 0.2)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
-from waldo_pl.inference.heatmap import PageNetwork
-from waldo_pl.inference.rerank import SecondStage
+from waldo_pl.inference.networks import PageNetwork, fast_page_network
+from waldo_pl.second_stage.spec import SecondStage
 from waldo_pl.precision import bf16_on
 
 
@@ -56,14 +56,11 @@ def _on_cpu(accelerator: str) -> bool:
 def search_network(net, device, bf16: bool, backend: str = "auto") -> PageNetwork:
     """What the search runs for a PyTorch first stage in memory: its cheaper exact graph in PyTorch, or on a CPU
     with OpenVINO installed (backend=auto or openvino) that graph compiled by OpenVINO."""
-    from waldo_pl.inference.torch_network import TorchNetwork
-    from waldo_pl.models.fast_graph import fast_graph
-
     check_choices(backend=backend)
     _check_openvino(backend, device.type == "cpu")
     if backend == "openvino" or backend == "auto" and device.type == "cpu" and openvino_backend.available():
         return openvino_backend.compile_network(net, bf16)
-    return TorchNetwork(fast_graph(net), bf16)
+    return fast_page_network(net, bf16)
 
 
 def _check_openvino(backend: str, on_cpu: bool) -> None:
@@ -87,13 +84,12 @@ def load_for_search(path, accelerator: str = "auto", precision: str = "auto", ba
 
     import torch
 
-    from waldo_pl.inference.rerank import load_second_stage
-    from waldo_pl.models.checkpoint import network_from, read_checkpoint
+    from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_from
 
     device = choose_device(accelerator)
     bf16 = use_bf16(precision, device)
     checkpoint = read_checkpoint(path, setting)
     where = f"{setting}={path}" if setting else str(path)
     net = network_from(checkpoint, where).to(device, memory_format=torch.channels_last)
-    stage = load_second_stage(checkpoint, where) if second_stage else None
+    stage = second_stage_from(checkpoint, where) if second_stage else None
     return search_network(net, device, bf16, "torch"), stage, bf16

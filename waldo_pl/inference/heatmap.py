@@ -17,26 +17,10 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image
 
+from waldo_pl.inference.networks import page_network
 from waldo_pl.models.grid import MULTIPLE
 
 MARGIN = 64  # beyond the network's reach (its receptive field is about 80 px wide)
-
-
-class PageNetwork:
-    """What the search runs: (B, H, W, 3) uint8 pages, sides multiples of MULTIPLE, in; (B, H, W) float32 Waldo
-    log-odds out. The OpenVINO backend is one; a PyTorch network is wrapped as one (inference/torch_network.py)."""
-
-    def __call__(self, pages: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-
-def page_network(net, bf16: bool = False) -> PageNetwork:
-    """`net` as a PageNetwork: itself, or a PyTorch network wrapped (bf16 autocast where asked)."""
-    if isinstance(net, PageNetwork):
-        return net
-    from waldo_pl.inference.torch_network import TorchNetwork  # only for PyTorch networks: predict.py may not need it
-
-    return TorchNetwork(net, bf16)
 
 
 def tile_starts(length: int, tile: int, margin: int) -> list[int]:

@@ -1,5 +1,5 @@
 """The search's networks compiled by OpenVINO for the CPU (pip install -e '.[openvino]'): the same log-odds as
-PyTorch within bf16 rounding, several times faster there (bench/predict_speed.py).
+PyTorch within bf16 rounding, faster there (bench/predict_speed.py measures by how much).
 
 A checkpoint is converted once, both stages, into a cache folder ($WALDO_PL_CACHE, else ~/.cache/waldo_pl)
 under the hash of the file's bytes; later runs load that and never import PyTorch. The cache keeps the
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from waldo_pl.errors import UserError
-from waldo_pl.inference.heatmap import PageNetwork
-from waldo_pl.inference.rerank import SecondStage, SpotNetwork
+from waldo_pl.inference.networks import PageNetwork, SpotNetwork
+from waldo_pl.second_stage.spec import SecondStage
 
 FORMAT = 2          # what a cache entry holds (the graph, its input, the second stage's settings, every one named since 2):
                     # bump it when they change, so files are converted again
@@ -92,9 +92,9 @@ def _page_model(net):
     import torch
     from openvino.preprocess import PrePostProcessor
 
-    from waldo_pl.inference.torch_network import log_odds_graph
+    from waldo_pl.models.fast_graph import LogOddsGraph
 
-    graph = log_odds_graph(net.cpu().float().eval()).to(memory_format=torch.contiguous_format)
+    graph = LogOddsGraph(net.cpu().float().eval()).eval().to(memory_format=torch.contiguous_format)
     model = ov.convert_model(graph, example_input=torch.rand(1, 3, 64, 64), input=[-1, 3, -1, -1])
     steps = PrePostProcessor(model)
     steps.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
@@ -150,8 +150,7 @@ def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | 
     if not second_stage or stage is None:
         return net, None
     scorer = OpenVINOSpotNetwork(_core().read_model(folder / "second.xml"), bf16)
-    return net, SecondStage(scorer, stage["candidates"], tuple(stage["platt"]), stage["calibration"], stage["margin"],
-                            stage["confidence"])
+    return net, SecondStage.from_settings(scorer, stage, str(folder / "model.json"))
 
 
 def _prune(keep: Path) -> None:
@@ -169,12 +168,11 @@ def _prune(keep: Path) -> None:
 
 def _convert_checkpoint(path, setting: str | None, folder: Path) -> None:
     """Write `folder` whole: first.xml, second.xml where there is a second stage, and model.json."""
-    from waldo_pl.inference.rerank import load_second_stage
-    from waldo_pl.models.checkpoint import network_from, read_checkpoint
+    from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_from
 
     checkpoint = read_checkpoint(path, setting)
     where = f"{setting}={path}" if setting else str(path)
-    net, stage = network_from(checkpoint, where), load_second_stage(checkpoint, where)
+    net, stage = network_from(checkpoint, where), second_stage_from(checkpoint, where)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -186,8 +184,7 @@ def _convert_checkpoint(path, setting: str | None, folder: Path) -> None:
     saved = {"format": FORMAT, "source": str(path), "second_stage": None}
     if stage is not None:
         _save(_spot_model(stage.net), tmp / "second.xml")
-        saved["second_stage"] = {"candidates": stage.candidates, "platt": list(stage.platt), "calibration": stage.calibration,
-                                 "margin": stage.margin, "confidence": stage.confidence}
+        saved["second_stage"] = stage.settings()
     (tmp / "model.json").write_text(json.dumps(saved, indent=1))
     try:
         os.replace(tmp, folder)

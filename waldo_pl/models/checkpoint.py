@@ -9,7 +9,6 @@ pickle cannot run code either.
 from __future__ import annotations
 
 import inspect
-import math
 from pathlib import Path
 
 import torch
@@ -18,7 +17,7 @@ from torch import nn
 from waldo_pl.errors import UserError
 from waldo_pl.models.spot_net import SpotNet
 from waldo_pl.models.tutorial_net import TutorialNet
-from waldo_pl.odds import CONFIDENCES, is_margin
+from waldo_pl.second_stage.spec import SecondStage
 
 # `_target_` names a file may give for its network; files written before the rename say SeedNet.
 NETWORKS: dict[str, type[nn.Module]] = {
@@ -106,32 +105,26 @@ def _built(spec: dict, weights: dict, where: str, networks: dict, default: str) 
     return net.eval()
 
 
-def second_stage_from(checkpoint: dict, where: str) -> dict | None:
-    """The second stage a file holds, {"net", "candidates", "platt", "calibration", "margin", "confidence"}, or None
-    when it has none (files written before the margin re-rank with none; before the confidence, calibrate the score).
-    platt is (a, b), or (a, b, c) where the calibration weighs the first stage's log-odds too."""
+def second_stage_from(checkpoint: dict, where: str) -> SecondStage | None:
+    """The second stage a file holds, with its network built and its weights in float32, or None when it has none."""
     stage = checkpoint.get("second_stage")
     if stage is None:
         return None
+    bad = UserError(f"{where}: its second_stage entry is not one this project writes; export the model again")
+    if not isinstance(stage, dict) or not isinstance(stage.get("net"), dict) or not isinstance(stage.get("state_dict"), dict):
+        raise bad
     try:
-        spec, weights = stage["net"], stage["state_dict"]
-        candidates, platt, calibration = int(stage["candidates"]), [float(v) for v in stage["platt"]], str(stage["calibration"])
-        margin, confidence = float(stage.get("margin", 0.0)), stage.get("confidence", "score")
-        if (not isinstance(spec, dict) or not isinstance(weights, dict) or len(platt) not in (2, 3) or not all(map(math.isfinite, platt)) or candidates < 1 or not is_margin(margin)
-                or confidence not in CONFIDENCES):
-            raise ValueError
-        weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise UserError(f"{where}: its second_stage entry is not one this project writes; export the model again") from None
-    net = _built(spec, weights, f"{where} (second stage)", SPOT_NETWORKS, "waldo_pl.models.spot_net.SpotNet")
-    return {"net": net, "candidates": candidates, "platt": tuple(platt), "calibration": calibration, "margin": margin,
-            "confidence": confidence}
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in stage["state_dict"].items()}
+    except AttributeError:
+        raise bad from None
+    net = _built(stage["net"], weights, f"{where} (second stage)", SPOT_NETWORKS, "waldo_pl.models.spot_net.SpotNet")
+    return SecondStage.from_settings(net, stage, where)
 
 
-def second_stage_entry(net: nn.Module, candidates: int, platt: tuple[float, ...], calibration: str, spec: dict,
-                       margin: float, confidence: str) -> dict:
-    """What a file stores for its second stage (every field named: what a missing one means is second_stage_from's
-    to say); read back by second_stage_from."""
-    return {"net": dict(spec), "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-            "candidates": int(candidates), "platt": [float(v) for v in platt], "calibration": str(calibration),
-            "margin": float(margin), "confidence": str(confidence)}
+def second_stage_entry(stage: SecondStage, spec: dict, half: bool = False, **extra) -> dict:
+    """What a file stores for a second stage whose network `spec` describes (in half precision with `half`, as
+    waldo-export writes it), with `extra` facts (its training record); read back by second_stage_from."""
+    weights = {k: v.detach().cpu().clone() for k, v in stage.net.state_dict().items()}
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    return {"net": dict(spec), "state_dict": weights, **stage.settings(), **extra}

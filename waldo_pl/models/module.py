@@ -49,11 +49,10 @@ class WaldoSegmenter(L.LightningModule):
         super().__init__()
         if not isinstance(class_weights, str):
             class_weights = [float(w) for w in class_weights]  # plain numbers, not a Hydra ListConfig
-        # the callables stay out of the checkpoint (it must load with weights_only); the run's
-        # whole config goes in instead, through `run_config`
+        # the callables stay out of the checkpoint (it must load with weights_only); the run's whole config goes in
+        # instead (callbacks/run_config.py)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
-        self.run_config: dict = {}
         if isinstance(class_weights, str) and class_weights != "auto":
             raise UserError(f"model.class_weights={class_weights}: use auto or two numbers, e.g. [1, 20]")
         if not isinstance(class_weights, str) and (len(class_weights) != 2 or min(class_weights) <= 0):
@@ -125,9 +124,6 @@ class WaldoSegmenter(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": "train/loss_epoch", "interval": "epoch"},
         }
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["config"] = self.run_config
 
     @torch.no_grad()
     def log_preview(self, crops, target, logits) -> None:

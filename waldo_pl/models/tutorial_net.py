@@ -6,8 +6,8 @@ stages, each added to the encoder output of the same size, then a last upsample 
 to 2 logits a pixel. Any input whose sides are multiples of 16.
 
 `layer_by_layer` computes it in the tutorial's order. `forward`, used to train and to search, computes the same
-logits (to float rounding, and the same gradients) from the same weights with fewer operations, 1.4x faster a
-training step on a CPU:
+logits (to float rounding, and the same gradients) from the same weights with fewer operations (a training step's
+time: bench/train_speed.py):
 - max-pool before LeakyReLU: the activation is monotonic, so pool(act(x)) == act(pool(x)) on a quarter of the
   pixels;
 - each decoder stage's nearest 2x upsample + 3x3 conv as one transposed conv (stride 2, 4x4 kernel, made from

@@ -24,25 +24,23 @@ from waldo_pl.cli import CONF_DIR
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically
 from waldo_pl.inference.device import search_network
-from waldo_pl.inference.rerank import check_confidence, check_margin
 from waldo_pl.inference.search import ONE_PASS, PREDICT, SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_entry
 from waldo_pl.models.spot_module import SpotClassifier
 from waldo_pl.models.spot_net import SpotNet
-from waldo_pl.odds import UNCALIBRATED
 from waldo_pl.precision import is_bf16, trainer_device_type, training_precision
+from waldo_pl.second_stage.spec import UNCALIBRATED, SecondStage, as_setting, check_reranking, whole_number
 
 log = logging.getLogger(__name__)
 
 
 def check_settings(settings) -> None:
-    """Refuse a count the second stage cannot use before the first stage trains, not an hour later."""
-    for key in ("candidates", "mined", "steps", "batch_size"):
+    """Refuse a setting the second stage cannot use before the first stage trains, not an hour later."""
+    for key in ("mined", "steps", "batch_size"):
         value = settings.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise UserError(f"second_stage.{key}={value}: must be a whole number, 1 or more")
-    check_margin(f"second_stage.margin={settings.get('margin')}", settings.get("margin"))
-    check_confidence(f"second_stage.confidence={settings.get('confidence')}", settings.get("confidence"))
+        if value is not None and not whole_number(value):
+            raise UserError(f"{as_setting(key, value)}: must be a whole number, 1 or more")
+    check_reranking(settings.get("candidates"), settings.get("margin"), settings.get("confidence"))
 
 
 def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
@@ -53,7 +51,7 @@ def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[lis
 def mine_training_spots(first_net: nn.Module, pages: Sequence[Page], mined: int, scales: Sequence[float],
                         bf16: bool) -> list[list[dict]]:
     """A PyTorch first stage's best `mined` spots on each page, searched by the search's own network: OpenVINO on a
-    CPU where it is installed (about 3x faster), else the exact fast graph."""
+    CPU where it is installed, else the exact fast graph."""
     device = next(first_net.parameters()).device
     net = search_network(first_net.eval(), device, bf16, "auto")
     return mine_spots(net, pages, dataclasses.replace(ONE_PASS, scales=tuple(scales), candidates=mined - 1, bf16=bf16))
@@ -74,31 +72,34 @@ def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], ste
     return module.net.eval()
 
 
-def train_second_stage(first_net: nn.Module, pages: Sequence[Page], checkpoints: Sequence[Path], candidates: int = 3,
-                       mined: int = 9, scales: Sequence[float] | None = None, precision: str = "auto", margin: float = 0.0,
-                       confidence: str = "share", **fit) -> dict:
-    """Mine the first stage's best `mined` spots on each page, fit, and add the second stage (re-ranking
-    `candidates` spots, the first stage's best given `margin` log-odds; mined at `scales`, None: predict.py's, unmirrored)
-    to each checkpoint file (written whole);
-    returns its record. Both the mining and the fit run in `precision` (a Lightning precision, or auto: the device's
-    fastest)."""
+def train_second_stage(first_net: nn.Module, pages: Sequence[Page], candidates: int = 3, mined: int = 9,
+                       scales: Sequence[float] | None = None, precision: str = "auto", margin: float = 0.0,
+                       confidence: str = "share", **fit) -> tuple[SecondStage, dict]:
+    """A second stage for `first_net`: its best `mined` spots on each page (at `scales`, None: predict.py's,
+    unmirrored), and a SpotNet fitted to tell Waldo from them, re-ranking `candidates` spots, the first stage's best
+    given `margin` log-odds; and the record of how it was made. Mining and fit run in `precision` (a Lightning
+    precision, or auto: the device's fastest)."""
+    check_reranking(candidates, margin, confidence)
     precision = training_precision(precision, trainer_device_type(fit.get("accelerator", "cpu")))[0]
     started = time.perf_counter()
     spots = mine_training_spots(first_net, pages, mined, scales or PREDICT.scales, is_bf16(precision))
     fitting = time.perf_counter()
     net = fit_second_stage(pages, spots, precision=precision, **fit)
+    stage = SecondStage(net, candidates, UNCALIBRATED, f"none: the {confidence} as it comes", margin, confidence)
     record = {"candidates": candidates, "margin": margin, "confidence": confidence, "mined": mined, "pages": len(pages),
               "precision": str(precision), "mine_seconds": round(fitting - started, 1), "fit_seconds": round(time.perf_counter() - fitting, 1),
               **{k: v for k, v in fit.items() if k != "accelerator"}}
-    entry = second_stage_entry(net, candidates, UNCALIBRATED, f"none: the {confidence} as it comes", {
-        "_target_": "waldo_pl.models.spot_net.SpotNet", "width": fit.get("width", 16)}, margin, confidence)
-    entry["record"] = record
+    log.info("second stage: %d pages mined in %.0f s, fitted in %.0f s", len(pages), record["mine_seconds"], record["fit_seconds"])
+    return stage, record
+
+
+def store_second_stage(stage: SecondStage, record: dict, checkpoints: Sequence[Path]) -> None:
+    """Add `stage` (a SpotNet's), with its training `record`, to each checkpoint file, each written whole."""
+    entry = second_stage_entry(stage, {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": stage.net.width}, record=record)
     for path in checkpoints:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         checkpoint["second_stage"] = entry
         write_atomically(path, lambda f: torch.save(checkpoint, f))
-    log.info("second stage: %d pages mined in %.0f s, fitted in %.0f s", len(pages), record["mine_seconds"], record["fit_seconds"])
-    return record
 
 
 def run_settings(cfg, overrides: Sequence[str] = ()) -> dict:
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     first = network_from(read_checkpoint(args.run / "checkpoints" / "last.ckpt", None), str(args.run / "checkpoints" / "last.ckpt"))
     precision, why = training_precision(cfg.trainer.get("precision", "auto"), "cpu")
     log.info("precision: %s (%s)", precision, why)
-    record = train_second_stage(first, datamodule.train_pages, checkpoints, precision=precision, seed=int(cfg.seed), **settings)
+    stage, record = train_second_stage(first, datamodule.train_pages, precision=precision, seed=int(cfg.seed), **settings)
+    store_second_stage(stage, record, checkpoints)
     print(f"second stage added to {', '.join(str(p) for p in checkpoints)}: {record}")
 
 

@@ -1,0 +1,3 @@
+from waldo_pl.crossval.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from waldo_pl.second_stage.training import main
+
+main()
