@@ -21,20 +21,26 @@ from waldo_pl.inference.report import reliability_table
 def scores(pages: list[dict]) -> str:
     confidence, hit = np.array([p["confidence"] for p in pages]), np.array([bool(p["hit"]) for p in pages])
     above = np.mean([h > m for h in confidence[hit] for m in confidence[~hit]])
-    return (f"hits {confidence[hit].mean():.1%}, misses {confidence[~hit].mean():.1%} (a gap of "
-            f"{100 * (confidence[hit].mean() - confidence[~hit].mean()):.1f} points), a hit above a miss in {above:.0%} of pairs, "
-            f"Brier score {np.mean((confidence - hit) ** 2):.3f}")
+    return (
+        f"hits {confidence[hit].mean():.1%}, misses {confidence[~hit].mean():.1%} (a gap of "
+        f"{100 * (confidence[hit].mean() - confidence[~hit].mean()):.1f} points), a hit above a miss in {above:.0%} of pairs, "
+        f"Brier score {np.mean((confidence - hit) ** 2):.3f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", type=Path, required=True, help="waldo-crossval --keep answers to fit on")
-    parser.add_argument("--apply", type=Path, nargs="+", required=True, help="waldo-crossval --keep answers to score the fits on")
+    parser.add_argument(
+        "--apply", type=Path, nargs="+", required=True, help="waldo-crossval --keep answers to score the fits on"
+    )
     args = parser.parse_args()
     fit = json.loads(args.fit.read_text())
     others = [page for path in args.apply for page in json.loads(path.read_text())]
-    print(f"Fitted on {len(fit)} answers ({sum(p['hit'] for p in fit)} right, {args.fit}), applied to {len(others)} "
-          f"({sum(p['hit'] for p in others)} right)\n")
+    print(
+        f"Fitted on {len(fit)} answers ({sum(p['hit'] for p in fit)} right, {args.fit}), applied to {len(others)} "
+        f"({sum(p['hit'] for p in others)} right)\n"
+    )
     for with_first_stage, name in ((False, "the share alone"), (True, "the share and the first stage's log-odds")):
         platt = fitted_platt(fit, args.fit, with_first_stage)
         applied = calibrated_pages(others, platt)

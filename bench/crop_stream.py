@@ -1,6 +1,6 @@
 """Crops a second that one DataLoader worker makes from the shared pages.
 
-    python bench/crop_stream.py [--root ../shared/data/waldo] [--crops 2000]
+python bench/crop_stream.py [--root ../shared/data/waldo] [--crops 2000]
 """
 
 import argparse
@@ -28,8 +28,15 @@ def main():
     start = time.perf_counter()
     pages = load_pages(args.root)
     loaded = time.perf_counter()
-    stream = CropStream(pages, panel=args.panel, prop=0.34, seed=0, zooms=args.zooms, colour_jitter=args.colour_jitter,
-                         photo_look=args.photo_look)
+    stream = CropStream(
+        pages,
+        panel=args.panel,
+        prop=0.34,
+        seed=0,
+        zooms=args.zooms,
+        colour_jitter=args.colour_jitter,
+        photo_look=args.photo_look,
+    )
     ready = time.perf_counter()
     crops = iter(stream)
     next(crops)
@@ -39,8 +46,10 @@ def main():
     rate = args.crops / (time.perf_counter() - t0)
     print(f"pages: {len(pages)}  boxes: {sum(len(p.waldo_boxes) for p in pages)}")
     print(f"load pages: {loaded - start:.2f} s   build stream: {ready - loaded:.2f} s")
-    print(f"crops/s, one worker, {args.panel}x{args.panel}, zooms {args.zooms}, colour jitter {args.colour_jitter}, "
-          f"photo look {args.photo_look}: {rate:.0f}")
+    print(
+        f"crops/s, one worker, {args.panel}x{args.panel}, zooms {args.zooms}, colour jitter {args.colour_jitter}, "
+        f"photo look {args.photo_look}: {rate:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ def main():
     for part, folders in PARTS.items():
         for name in folders:
             shutil.copytree(args.shared / name, args.out / part / "data" / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(args.out / "part1" / "wheels"), *WHEELS],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(args.out / "part1" / "wheels"), *WHEELS],
+        check=True,
+    )
     for part in PARTS:
         size = sum(p.stat().st_size for p in (args.out / part).rglob("*") if p.is_file())
         print(f"{args.out / part}: {size / 2**20:.1f} MiB")

@@ -30,15 +30,21 @@ def main() -> None:
     record = small.get("record") or {}
     if not isinstance(record.get("training"), dict):
         raise SystemExit(f"{args.model}: its record holds no training config; give a file written by waldo-export")
-    checkpoint = {"state_dict": {k: v.float() if v.is_floating_point() else v for k, v in small["state_dict"].items()},
-                  "config": record["training"], "epoch": record.get("epochs"), "global_step": record.get("steps")}
+    checkpoint = {
+        "state_dict": {k: v.float() if v.is_floating_point() else v for k, v in small["state_dict"].items()},
+        "config": record["training"],
+        "epoch": record.get("epochs"),
+        "global_step": record.get("steps"),
+    }
     (args.run / "checkpoints").mkdir(parents=True, exist_ok=True)
     (args.run / ".hydra").mkdir(exist_ok=True)
     torch.save(checkpoint, args.run / "checkpoints" / "last.ckpt")
     OmegaConf.save(OmegaConf.create(record["training"]), args.run / ".hydra" / "config.yaml")
     rest = {k: v for k, v in record.items() if k not in ("training", "epochs", "steps", "second_stage")}
     (args.run / "record_before.json").write_text(json.dumps(rest, indent=1) + "\n")
-    print(f"{args.run}: the first stage of {args.model} as a run; its record without training and second stage in record_before.json")
+    print(
+        f"{args.run}: the first stage of {args.model} as a run; its record without training and second stage in record_before.json"
+    )
 
 
 if __name__ == "__main__":

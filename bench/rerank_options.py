@@ -37,8 +37,8 @@ from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.heatmap import log_odds_at_scales
-from waldo_pl.inference.search import PREDICT
 from waldo_pl.inference.rerank import share_log_odds
+from waldo_pl.inference.search import PREDICT
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = OmegaConf.load(REPO / "conf" / "second_stage" / "default.yaml")
@@ -66,8 +66,11 @@ def scored(net, stage, bf16: bool, scales: tuple, image: np.ndarray, boxes: np.n
         windows = np.stack([cut_window(image, s.x, s.y, round(window_side(s.box) * scale), WINDOW) for s in spots])
         return stage.net(np.ascontiguousarray(windows[..., ::-1]) if mirror else windows)
 
-    found = {"hit": np.array([distance_to_boxes(s.x, s.y, boxes) == 0 for s in spots]),
-             "first": np.array([log_odds[s.y, s.x] for s in spots]), "second": second()}
+    found = {
+        "hit": np.array([distance_to_boxes(s.x, s.y, boxes) == 0 for s in spots]),
+        "first": np.array([log_odds[s.y, s.x] for s in spots]),
+        "second": second(),
+    }
     if variants:
         found.update(mirror=second(mirror=True), narrow=second(0.8), wide=second(1.25))
     return found
@@ -89,7 +92,9 @@ def separation(pages: list[dict], confidence) -> str:
     values = np.array([confidence(p) for p in pages])
     if hits.all() or not hits.any():
         return "-"
-    above = (values[hits][:, None] > values[~hits][None, :]).mean() + 0.5 * (values[hits][:, None] == values[~hits][None, :]).mean()
+    above = (values[hits][:, None] > values[~hits][None, :]).mean() + 0.5 * (
+        values[hits][:, None] == values[~hits][None, :]
+    ).mean()
     return f"{above:.2f}"
 
 
@@ -101,8 +106,14 @@ def share_of_odds(page: dict) -> float:
 def searched(args) -> tuple[dict, dict]:
     """Each held-out page's spots scored as they are and on the page stretched, per kind of page."""
     if args.runs:
-        models = [(run / "checkpoints" / "last.ckpt", list(run_config(run).data.root),
-                   {p["page"] for p in json.loads((run / "metrics.json").read_text())["pages"]}) for run in args.runs]
+        models = [
+            (
+                run / "checkpoints" / "last.ckpt",
+                list(run_config(run).data.root),
+                {p["page"] for p in json.loads((run / "metrics.json").read_text())["pages"]},
+            )
+            for run in args.runs
+        ]
     else:
         training = json.loads(args.record.read_text())["training"]
         models = [(args.model, training["data"]["root"], set(training["data"]["val_pages"]))]
@@ -115,9 +126,12 @@ def searched(args) -> tuple[dict, dict]:
             collections[tuple(root)] = load_collections(root)
         for page in (p for p in collections[tuple(root)] if p.name in held_out):
             kind = "photos" if page.name.startswith("webcam") else "scans"
-            plain.setdefault(kind, []).append(scored(net, stage, bf16, tuple(args.scales), page.image, page.waldo_boxes))
+            plain.setdefault(kind, []).append(
+                scored(net, stage, bf16, tuple(args.scales), page.image, page.waldo_boxes)
+            )
             photo_stretched.setdefault(kind, []).append(
-                scored(net, stage, bf16, tuple(args.scales), stretched(page.image), page.waldo_boxes, variants=False))
+                scored(net, stage, bf16, tuple(args.scales), stretched(page.image), page.waldo_boxes, variants=False)
+            )
     return plain, photo_stretched
 
 
@@ -125,13 +139,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.pt")
     parser.add_argument("--record", type=Path, default=REPO / "waldo_pl" / "weights" / "waldo.json")
-    parser.add_argument("--scales", type=float, nargs="+", default=list(PREDICT.scales),
-                        help="the scales searched (predict.py's default scales)")
-    parser.add_argument("--runs", type=Path, nargs="+", help="run folders of a cross-validation, in place of --model and --record")
-    parser.add_argument("--keep", type=Path, help="write every held-out spot's scores here (JSON), to try other rankings on")
-    parser.add_argument("--scores", type=Path, nargs="+", help="--keep files to pool and rank again, in place of searching")
-    parser.add_argument("--calibrate", type=Path, metavar="OUT.json",
-                        help="fit Platt scaling of the answers' share of the candidates' odds on every answer, for waldo-export")
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=list(PREDICT.scales),
+        help="the scales searched (predict.py's default scales)",
+    )
+    parser.add_argument(
+        "--runs", type=Path, nargs="+", help="run folders of a cross-validation, in place of --model and --record"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="write every held-out spot's scores here (JSON), to try other rankings on"
+    )
+    parser.add_argument(
+        "--scores", type=Path, nargs="+", help="--keep files to pool and rank again, in place of searching"
+    )
+    parser.add_argument(
+        "--calibrate",
+        type=Path,
+        metavar="OUT.json",
+        help="fit Platt scaling of the answers' share of the candidates' odds on every answer, for waldo-export",
+    )
     args = parser.parse_args()
     if args.scores:
         plain, photo_stretched = {}, {}
@@ -139,31 +168,64 @@ def main():
             kept = json.loads(path.read_text())
             for rows, name in ((plain, "plain"), (photo_stretched, "stretched")):
                 for kind, pages in kept[name].items():
-                    rows.setdefault(kind, []).extend({**{key: np.array(value) for key, value in page.items()}, "group": group}
-                                                     for page in pages)
+                    rows.setdefault(kind, []).extend(
+                        {**{key: np.array(value) for key, value in page.items()}, "group": group} for page in pages
+                    )
     else:
         plain, photo_stretched = searched(args)
     if args.keep:
-        args.keep.write_text(json.dumps({name: {kind: [{key: value.tolist() for key, value in page.items()} for page in pages]
-                                                for kind, pages in rows.items()}
-                                         for name, rows in (("plain", plain), ("stretched", photo_stretched))}))
+        args.keep.write_text(
+            json.dumps(
+                {
+                    name: {
+                        kind: [{key: value.tolist() for key, value in page.items()} for page in pages]
+                        for kind, pages in rows.items()
+                    }
+                    for name, rows in (("plain", plain), ("stretched", photo_stretched))
+                }
+            )
+        )
 
     options = {
         "first stage alone": (plain, lambda p: p["first"], SPOTS),
         "re-ranking 5": (plain, lambda p: p["second"], 5),
         "re-ranking 3, no margin": (plain, lambda p: p["second"], 3),
-        f"re-ranking {STAGE.candidates}, margin {STAGE.margin:g} (predict.py's default)": (plain, with_margin(STAGE.margin), STAGE.candidates),
+        f"re-ranking {STAGE.candidates}, margin {STAGE.margin:g} (predict.py's default)": (
+            plain,
+            with_margin(STAGE.margin),
+            STAGE.candidates,
+        ),
         "re-ranking 10": (plain, lambda p: p["second"], 10),
         "pages stretched to percentiles 1..99": (photo_stretched, lambda p: p["second"], 5),
         "pages stretched, first stage alone": (photo_stretched, lambda p: p["first"], SPOTS),
-        f"pages stretched, re-ranking {STAGE.candidates}, margin {STAGE.margin:g}": (photo_stretched, with_margin(STAGE.margin), STAGE.candidates),
-        "pages stretched, Waldo among the first stage's 5 best": (photo_stretched, lambda p: p["hit"].astype(float), 5),  # a hit scores best
+        f"pages stretched, re-ranking {STAGE.candidates}, margin {STAGE.margin:g}": (
+            photo_stretched,
+            with_margin(STAGE.margin),
+            STAGE.candidates,
+        ),
+        "pages stretched, Waldo among the first stage's 5 best": (
+            photo_stretched,
+            lambda p: p["hit"].astype(float),
+            5,
+        ),  # a hit scores best
         "second stage averaged with its mirror": (plain, lambda p: p["second"] + p["mirror"], 5),
-        "second stage averaged over windows x0.8, x1, x1.25": (plain, lambda p: p["second"] + p["narrow"] + p["wide"], 5),
-        **{f"second + {lam} x first stage's log-odds": (plain, lambda p, lam=lam: p["second"] + lam * p["first"], 5)
-           for lam in (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)},
-        **{f"the first stage's answer unless the second is surer of another by {margin}, re-ranking 5": (
-            plain, with_margin(margin), 5) for margin in (1, 2, 3)},
+        "second stage averaged over windows x0.8, x1, x1.25": (
+            plain,
+            lambda p: p["second"] + p["narrow"] + p["wide"],
+            5,
+        ),
+        **{
+            f"second + {lam} x first stage's log-odds": (plain, lambda p, lam=lam: p["second"] + lam * p["first"], 5)
+            for lam in (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+        },
+        **{
+            f"the first stage's answer unless the second is surer of another by {margin}, re-ranking 5": (
+                plain,
+                with_margin(margin),
+                5,
+            )
+            for margin in (1, 2, 3)
+        },
     }
     kinds = sorted(plain)
     print("| option | " + " | ".join(f"{kind} ({len(plain[kind])})" for kind in kinds) + " | all |")
@@ -172,24 +234,39 @@ def main():
         counts = [found(rows[kind], score, k) for kind in kinds]
         print(f"| {name} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
     among = [sum(bool(p["hit"][:5].any()) for p in plain[kind]) for kind in kinds]
-    print(f"| Waldo among the first stage's 5 best | " + " | ".join(map(str, among)) + f" | {sum(among)} |")
-    print("\nHow often a right answer's confidence is above a wrong one's (pairs of answers at predict.py's default):\n")
+    print("| Waldo among the first stage's 5 best | " + " | ".join(map(str, among)) + f" | {sum(among)} |")
+    print(
+        "\nHow often a right answer's confidence is above a wrong one's (pairs of answers at predict.py's default):\n"
+    )
     print("| confidence | " + " | ".join(kinds) + " | all |")
     print("| --- |" + " --- |" * (len(kinds) + 1))
     # each confidence, and the same as log-odds (what a Platt scaling maps)
     share = lambda p: float(share_log_odds(p["second"], STAGE.candidates)[answer(p)])
-    confidences = {"the answer's second-stage score": (score_of_answer, score_of_answer),
-                   "the answer's share of the candidates' odds (predict.py's, before calibration)": (share_of_odds, share)}
+    confidences = {
+        "the answer's second-stage score": (score_of_answer, score_of_answer),
+        "the answer's share of the candidates' odds (predict.py's, before calibration)": (share_of_odds, share),
+    }
     pooled = [p for kind in kinds for p in plain[kind]]
     for name, (confidence, _) in confidences.items():
-        print(f"| {name} | " + " | ".join(separation(plain[kind], confidence) for kind in kinds) + f" | {separation(pooled, confidence)} |")
+        print(
+            f"| {name} | "
+            + " | ".join(separation(plain[kind], confidence) for kind in kinds)
+            + f" | {separation(pooled, confidence)} |"
+        )
     if args.scores and len(args.scores) > 1:
-        for name, (_, log_odds) in confidences.items():  # each file a run, its answers calibrated by a fit on the others'
-            answers = [{"page": i, "hit": bool(p["hit"][answer(p)]), "log_odds": log_odds(p), "group": p["group"]}
-                       for i, p in enumerate(pooled)]
+        for name, (
+            _,
+            log_odds,
+        ) in confidences.items():  # each file a run, its answers calibrated by a fit on the others'
+            answers = [
+                {"page": i, "hit": bool(p["hit"][answer(p)]), "log_odds": log_odds(p), "group": p["group"]}
+                for i, p in enumerate(pooled)
+            ]
             runs = [(None, None, [a for a in answers if a["group"] == group]) for group in range(len(args.scores))]
             print(f"\n{name}, Platt-scaled. {cross_fitted_calibration(runs)}")
-    if args.calibrate:  # for waldo-export --confidence share --calibration, written as waldo-crossval --calibrate writes it
+    if (
+        args.calibrate
+    ):  # for waldo-export --confidence share --calibration, written as waldo-crossval --calibrate writes it
         answers = [{"hit": bool(p["hit"][answer(p)]), "log_odds": share(p)} for p in pooled]
         runs = ", ".join(str(path) for path in args.scores or args.runs)
         print("\nThe share, " + write_calibration(args.calibrate, answers, runs, "share"))

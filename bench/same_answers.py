@@ -22,15 +22,28 @@ SHARED = REPO.parent / "shared" / "data"
 
 def run_predict(checkout: Path, folder: Path, out: Path, settings: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(checkout / "predict.py"), f"img={folder / 'images'}", f"output_dir={out}",
-                    f"labels={folder / 'annotations.csv'}", *settings], cwd=checkout, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(checkout / "predict.py"),
+            f"img={folder / 'images'}",
+            f"output_dir={out}",
+            f"labels={folder / 'annotations.csv'}",
+            *settings,
+        ],
+        cwd=checkout,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, required=True, help="another checkout of this project")
-    parser.add_argument("--folder", type=Path, nargs="+", default=[SHARED / n for n in ("waldo", "waldo-dm", "waldo-photos")])
+    parser.add_argument(
+        "--folder", type=Path, nargs="+", default=[SHARED / n for n in ("waldo", "waldo-dm", "waldo-photos")]
+    )
     parser.add_argument("--near", type=float, default=8.0, help="top-1 spots this close (px) count as the same")
     parser.add_argument("settings", nargs="*", help="predict.py settings for both sides, e.g. scales=[1.0]")
     args = parser.parse_args()
@@ -45,7 +58,10 @@ def main():
             answers[side] = {p.stem: json.loads(p.read_text()) for p in pages}
             with open(out / "report.csv", newline="") as f:
                 rows[side] = list(csv.DictReader(f))
-            print(f"{side:>6} {folder.name}: {len(pages)} pages in {seconds:.1f} s ({len(pages) / seconds:.2f} pages/s)", flush=True)
+            print(
+                f"{side:>6} {folder.name}: {len(pages)} pages in {seconds:.1f} s ({len(pages) / seconds:.2f} pages/s)",
+                flush=True,
+            )
         for name, before in answers["before"].items():
             now = answers["now"].get(name)
             distance = ((before["x"] - now["x"]) ** 2 + (before["y"] - now["y"]) ** 2) ** 0.5
@@ -53,8 +69,10 @@ def main():
             near += 0 < distance <= args.near
             if distance > args.near:
                 moved += 1
-                print(f"  {folder.name}/{name}: ({before['x']}, {before['y']}) {before['confidence']:.4f} -> "
-                      f"({now['x']}, {now['y']}) {now['confidence']:.4f}")
+                print(
+                    f"  {folder.name}/{name}: ({before['x']}, {before['y']}) {before['confidence']:.4f} -> "
+                    f"({now['x']}, {now['y']}) {now['confidence']:.4f}"
+                )
         for side in ("before", "now"):
             hits, top5 = (sum(int(r[key]) for r in rows[side]) for key in ("hit", "top5_hit"))
             print(f"{side:>6} {folder.name}: Waldo found on {hits}/{len(rows[side])}, among the best 5 on {top5}")

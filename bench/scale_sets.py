@@ -17,7 +17,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from waldo_pl.cli import CONF_DIR
+from waldo_pl import CONF_DIR
 from waldo_pl.crossval.runs import run_config
 from waldo_pl.data.page import distance_to_boxes
 from waldo_pl.inference.answer import find_spots
@@ -45,7 +45,9 @@ def parse_set(text: str) -> tuple[str, tuple[float, ...]]:
     return merge.strip() or "max", tuple(float(x) for x in scales.split())
 
 
-def fold_found(run: Path, sets: list[tuple[str, tuple[float, ...]]], candidates: int, margin: float, flip: bool = False) -> dict:
+def fold_found(
+    run: Path, sets: list[tuple[str, tuple[float, ...]]], candidates: int, margin: float, flip: bool = False
+) -> dict:
     """{set: {"first" | "both" | "top5": [(page name, hit)]}} for the run's held-out pages."""
     cfg = run_config(run)
     datamodule = instantiate(cfg.data)
@@ -55,9 +57,12 @@ def fold_found(run: Path, sets: list[tuple[str, tuple[float, ...]]], candidates:
     threshold = PREDICT.threshold
     out = {s: {"first": [], "both": [], "top5": []} for s in sets}
     for page in datamodule.val_pages:
-        maps = {scale: log_odds_at_scales(net, page.image, (scale,), flip, PREDICT.merge, bf16, **PREDICT.tiling) for scale in sorted({x for _, s in sets for x in s})}
+        maps = {
+            scale: log_odds_at_scales(net, page.image, (scale,), flip, PREDICT.merge, bf16, **PREDICT.tiling)
+            for scale in sorted({x for _, s in sets for x in s})
+        }
 
-        def hit(spot) -> bool:
+        def hit(spot, page=page) -> bool:
             return bool(distance_to_boxes(spot.x, spot.y, page.waldo_boxes) == 0)
 
         for merge, scales in sets:
@@ -66,36 +71,55 @@ def fold_found(run: Path, sets: list[tuple[str, tuple[float, ...]]], candidates:
             out[merge, scales]["first"].append((page.name, hit(spots[0])))
             out[merge, scales]["both"].append((page.name, hit(rerank(stage, page.image, spots, bf16)[0])))
             out[merge, scales]["top5"].append((page.name, any(hit(s) for s in spots[:TOP])))
-        print(f"{run.name} {page.name}: " + ", ".join(f"{label(s)}: {out[s]['both'][-1][1]:d}" for s in sets), flush=True)
+        print(
+            f"{run.name} {page.name}: " + ", ".join(f"{label(s)}: {out[s]['both'][-1][1]:d}" for s in sets), flush=True
+        )
     return out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="train.py run folders of a cross-validation")
+    parser.add_argument(
+        "--runs", type=Path, nargs="+", required=True, help="train.py run folders of a cross-validation"
+    )
     parser.add_argument("--sets", nargs="+", default=["1 1.25"], help="sets of scales, each one quoted string")
-    parser.add_argument("--flip", action="store_true", help="search each scale mirrored as well, as predict.py's flip=true")
-    parser.add_argument("--candidates", type=int, default=STAGE.candidates, help="spots the second stage re-ranks (conf/second_stage's)")
-    parser.add_argument("--margin", type=float, default=STAGE.margin, help="the second stage's margin (conf/second_stage's)")
+    parser.add_argument(
+        "--flip", action="store_true", help="search each scale mirrored as well, as predict.py's flip=true"
+    )
+    parser.add_argument(
+        "--candidates", type=int, default=STAGE.candidates, help="spots the second stage re-ranks (conf/second_stage's)"
+    )
+    parser.add_argument(
+        "--margin", type=float, default=STAGE.margin, help="the second stage's margin (conf/second_stage's)"
+    )
     args = parser.parse_args()
     try:
         sets = [parse_set(s) for s in args.sets]
     except ValueError:
-        parser.error(f"--sets {args.sets}: each set is numbers, e.g. \"0.8 1 1.25\", or \"mean: 1 1.25\"")
+        parser.error(f'--sets {args.sets}: each set is numbers, e.g. "0.8 1 1.25", or "mean: 1 1.25"')
     if args.candidates < 1 or args.margin < 0:
         parser.error(f"--candidates {args.candidates} --margin {args.margin:g}: 1 or more spots, a margin of 0 or more")
     if any(not s or min(s) <= 0 or merge not in MERGES for merge, s in sets):
-        parser.error(f"--sets {args.sets}: each set needs scales above 0, merged by max (no prefix) or \"mean:\"")
+        parser.error(f'--sets {args.sets}: each set needs scales above 0, merged by max (no prefix) or "mean:"')
     folds = [fold_found(run, sets, args.candidates, args.margin, args.flip) for run in args.runs]
-    print(f"\nre-ranking {args.candidates}, margin {args.margin:g}; per fold ({', '.join(r.name for r in args.runs)}), then in all\n")
+    print(
+        f"\nre-ranking {args.candidates}, margin {args.margin:g}; per fold ({', '.join(r.name for r in args.runs)}), then in all\n"
+    )
     print("| scales | answered by | per fold | photos | scans | all |\n| --- | --- | --- | --- | --- | --- |")
     for merged in sets:
-        for how, answered in (("first", "first stage alone"), ("both", "both stages"), ("top5", f"among the first stage's {TOP} best")):
+        for how, answered in (
+            ("first", "first stage alone"),
+            ("both", "both stages"),
+            ("top5", f"among the first stage's {TOP} best"),
+        ):
             per_fold = " ".join(str(sum(hit for _, hit in fold[merged][how])) for fold in folds)
             pages = [found for fold in folds for found in fold[merged][how]]
             counts = {k: [hit for name, hit in pages if kind(name) == k] for k in ("photos", "scans")}
-            print(f"| {label(merged)} | {answered} | {per_fold} | " + " | ".join(f"{sum(c)}/{len(c)}" for c in counts.values())
-                  + f" | {sum(hit for _, hit in pages)}/{len(pages)} |")
+            print(
+                f"| {label(merged)} | {answered} | {per_fold} | "
+                + " | ".join(f"{sum(c)}/{len(c)}" for c in counts.values())
+                + f" | {sum(hit for _, hit in pages)}/{len(pages)} |"
+            )
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from waldo_pl.calibration import fit_platt
 from waldo_pl.data import spot_stream, spot_windows
 from waldo_pl.data.formats import load_pages, read_groups
 from waldo_pl.data.page import distance_to_boxes
+from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.report import reliability_table
 from waldo_pl.inference.rerank import spot_scores
-from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.second_stage.training import fit_second_stage, mine_spots
 
@@ -47,17 +47,25 @@ def scene_groups(pages: dict) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--test", type=Path, nargs="+", required=True, help="labelled folders the first stage never saw")
-    parser.add_argument("--train", type=Path, nargs="*", default=[], help="labelled folders that always train the second stage")
+    parser.add_argument(
+        "--test", type=Path, nargs="+", required=True, help="labelled folders the first stage never saw"
+    )
+    parser.add_argument(
+        "--train", type=Path, nargs="*", default=[], help="labelled folders that always train the second stage"
+    )
     parser.add_argument("--cache", type=Path, default=Path("second_stage_spots.json"))
     split = parser.add_mutually_exclusive_group()
     split.add_argument("--folds", type=int, default=5)
-    split.add_argument("--held-out", type=Path, help="a run's record (JSON): hold out its training.data.val_pages, one fold")
+    split.add_argument(
+        "--held-out", type=Path, help="a run's record (JSON): hold out its training.data.val_pages, one fold"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--photo-look", type=float, default=0.25)
     parser.add_argument("--width", type=int, default=16, help="channels of SpotNet's first layer")
-    parser.add_argument("--side", type=int, help="cut every window this many page px wide, instead of 3 times the spot's region")
+    parser.add_argument(
+        "--side", type=int, help="cut every window this many page px wide, instead of 3 times the spot's region"
+    )
     parser.add_argument("--candidates", type=int, nargs="+", default=[3, 5, 10])
     parser.add_argument("--out", type=Path, help="also write each held-out page's spots, hits and scores here (JSON)")
     args = parser.parse_args()
@@ -71,7 +79,14 @@ def main():
     if todo:
         net, _, bf16 = load_for_search(args.model, second_stage=False)
         started = time.perf_counter()
-        for key, spots in zip(todo, mine_spots(net, [pages[k] for k in todo], SearchSettings(scales=(1.0, 1.25), flip=False, candidates=MINED - 1, bf16=bf16))):
+        for key, spots in zip(
+            todo,
+            mine_spots(
+                net,
+                [pages[k] for k in todo],
+                SearchSettings(scales=(1.0, 1.25), flip=False, candidates=MINED - 1, bf16=bf16),
+            ),
+        ):
             cache["/".join(key)] = spots
         args.cache.write_text(json.dumps(cache))
         print(f"mined {len(todo)} pages in {time.perf_counter() - started:.0f} s")
@@ -91,14 +106,28 @@ def main():
         held_out = [k for k in pages if Path(k[0]) in args.test and fold_of[groups[k]] == fold]
         training = [k for k in pages if groups[k] not in {groups[h] for h in held_out}]
         started = time.perf_counter()
-        net = fit_second_stage([pages[k] for k in training], [spots[k] for k in training], steps=args.steps,
-                               photo_look=args.photo_look, width=args.width, seed=args.seed)
+        net = fit_second_stage(
+            [pages[k] for k in training],
+            [spots[k] for k in training],
+            steps=args.steps,
+            photo_look=args.photo_look,
+            width=args.width,
+            seed=args.seed,
+        )
         for key in held_out:
             page, found = pages[key], [Spot(s["x"], s["y"], s["confidence"], s["box"]) for s in spots[key]]
-            results.append({"collection": Path(key[0]).name, "page": key[1],
-                            "hit": [distance_to_boxes(s.x, s.y, page.waldo_boxes) == 0 for s in found],
-                            "score": spot_scores(net, page.image, found, bf16=True).tolist()})
-        print(f"fold {fold}: trained on {len(training)} pages, {len(held_out)} held out, {time.perf_counter() - started:.0f} s", flush=True)
+            results.append(
+                {
+                    "collection": Path(key[0]).name,
+                    "page": key[1],
+                    "hit": [distance_to_boxes(s.x, s.y, page.waldo_boxes) == 0 for s in found],
+                    "score": spot_scores(net, page.image, found, bf16=True).tolist(),
+                }
+            )
+        print(
+            f"fold {fold}: trained on {len(training)} pages, {len(held_out)} held out, {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
 
     if args.out:
         args.out.write_text(json.dumps(results))
@@ -113,7 +142,9 @@ def main():
         scores, right = [a[0] for a in answers], [a[1] for a in answers]
         pages_k = [{"hit": int(h), "confidence": float(1 / (1 + np.exp(-s)))} for s, h in answers]
         a, b = fit_platt(scores, right)
-        print(f"\nre-ranking {k}, the second stage's own confidence on the held-out answers (Platt fit there: a={a:.3f}, b={b:.3f}):\n")
+        print(
+            f"\nre-ranking {k}, the second stage's own confidence on the held-out answers (Platt fit there: a={a:.3f}, b={b:.3f}):\n"
+        )
         print(reliability_table(pages_k))
 
 

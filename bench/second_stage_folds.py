@@ -28,14 +28,13 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from waldo_pl import CONF_DIR
 from waldo_pl.calibration import calibrated
-from waldo_pl.cli import CONF_DIR
 from waldo_pl.data import spot_windows
 from waldo_pl.data.formats import collection_of, with_decoys
 from waldo_pl.data.page import distance_to_boxes
@@ -44,15 +43,24 @@ from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.device import search_network
 from waldo_pl.inference.heatmap import MERGES
 from waldo_pl.inference.rerank import reranked_order, share_log_odds, spot_scores
-from waldo_pl.second_stage.spec import UNCALIBRATED, SecondStage
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
+from waldo_pl.second_stage.spec import UNCALIBRATED, SecondStage
 from waldo_pl.second_stage.training import fit_second_stage, mine_spots
 
 DEFAULTS = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml")
-RECIPE = {"steps": DEFAULTS.steps, "width": DEFAULTS.width, "photo_look": None, "context": spot_windows.CONTEXT, "seeds": [0],
-          "candidates": DEFAULTS.candidates, "margin": float(DEFAULTS.margin), "jitter": -SpotStream.SIDE_JITTER[0],
-          "decoys": 0, "mined": SearchSettings.merge}
+RECIPE = {
+    "steps": DEFAULTS.steps,
+    "width": DEFAULTS.width,
+    "photo_look": None,
+    "context": spot_windows.CONTEXT,
+    "seeds": [0],
+    "candidates": DEFAULTS.candidates,
+    "margin": float(DEFAULTS.margin),
+    "jitter": -SpotStream.SIDE_JITTER[0],
+    "decoys": 0,
+    "mined": SearchSettings.merge,
+}
 SEARCHED = SearchSettings.merge  # the held-out pages' candidates: merged as predict.py merges them
 
 
@@ -100,17 +108,34 @@ def fold_spots(run: Path, cache: dict, decoys: Path | None, merges: set[str]) ->
         started = time.perf_counter()
         first = network_from(read_checkpoint(run / "checkpoints" / "last.ckpt", None), str(run))
         net = search_network(first.eval(), torch.device("cpu"), True, "auto")
-        mined = mine_spots(net, train, SearchSettings(scales=(1.0, 1.25), flip=False, candidates=8, bf16=True, merge=merge))
+        mined = mine_spots(
+            net, train, SearchSettings(scales=(1.0, 1.25), flip=False, candidates=8, bf16=True, merge=merge)
+        )
         cache[key] = {"train": dict(zip((p.name for p in train), mined))}
         if merge == SEARCHED:  # the held-out pages only as predict.py searches them
-            searched = mine_spots(net, test, SearchSettings(scales=(1.0, 1.25), flip=True, candidates=9, bf16=True, merge=merge))
+            searched = mine_spots(
+                net, test, SearchSettings(scales=(1.0, 1.25), flip=True, candidates=9, bf16=True, merge=merge)
+            )
             cache[key]["test"] = dict(zip((p.name for p in test), searched))
-        print(f"{run}: mined {len(train)} training and {len(cache[key].get('test', ()))} held-out pages, merged by "
-              f"the {merge}, in {time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"{run}: mined {len(train)} training and {len(cache[key].get('test', ()))} held-out pages, merged by "
+            f"the {merge}, in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
     collection = collection_of(list(cfg.data.root))
-    spots = {"test": cache[f"{run} merge={SEARCHED}"]["test"], **{merge: cache[f"{run} merge={merge}"]["train"] for merge in merges}}
-    return {"train": train, "train_decoys": with_decoys(train, decoys), "test": test, "spots": spots, "seed": int(cfg.seed), "collection": collection,
-            "photo_look": float(cfg.data.get("photo_look", 0.0))}
+    spots = {
+        "test": cache[f"{run} merge={SEARCHED}"]["test"],
+        **{merge: cache[f"{run} merge={merge}"]["train"] for merge in merges},
+    }
+    return {
+        "train": train,
+        "train_decoys": with_decoys(train, decoys),
+        "test": test,
+        "spots": spots,
+        "seed": int(cfg.seed),
+        "collection": collection,
+        "photo_look": float(cfg.data.get("photo_look", 0.0)),
+    }
 
 
 def main():
@@ -118,9 +143,15 @@ def main():
     parser.add_argument("folders", type=Path, nargs="+", help="cross-validation output folders (runs found below them)")
     parser.add_argument("--cache", type=Path, default=Path("second_stage_folds.json"))
     parser.add_argument("--variant", action="append", default=[], help="name[:key=value,...] (seeds joined by +)")
-    parser.add_argument("--decoys", type=Path, help="a decoys CSV (data.decoys): the held-out labels with it, and "
-                        "the training pages of variants with decoys=1")
-    parser.add_argument("--out", type=Path, help="write every held-out page's candidates and each variant's scores (JSON)")
+    parser.add_argument(
+        "--decoys",
+        type=Path,
+        help="a decoys CSV (data.decoys): the held-out labels with it, and "
+        "the training pages of variants with decoys=1",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="write every held-out page's candidates and each variant's scores (JSON)"
+    )
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variant or ["recipe"]]
     runs = sorted({m.parent for folder in args.folders for m in folder.rglob("metrics.json")})
@@ -133,26 +164,51 @@ def main():
     rows = []  # one a held-out page: its candidates' hits and each variant's answer
     for run, fold in folds:
         test = fold["test"]
-        ranks = {p.name: [distance_to_boxes(s["x"], s["y"], p.waldo_boxes) == 0 for s in fold["spots"]["test"][p.name]] for p in test}
-        page_rows = {p.name: {"run": str(run), "page": p.name, "collection": fold["collection"][p.name], "hits": ranks[p.name],
-                              "answers": {}} for p in test}
+        ranks = {
+            p.name: [distance_to_boxes(s["x"], s["y"], p.waldo_boxes) == 0 for s in fold["spots"]["test"][p.name]]
+            for p in test
+        }
+        page_rows = {
+            p.name: {
+                "run": str(run),
+                "page": p.name,
+                "collection": fold["collection"][p.name],
+                "hits": ranks[p.name],
+                "answers": {},
+            }
+            for p in test
+        }
         for name, v in variants:
             started = time.perf_counter()
             spot_windows.CONTEXT, SpotStream.SIDE_JITTER = v["context"], (-v["jitter"], SpotStream.SIDE_JITTER[1])
             train = fold["train_decoys" if v["decoys"] else "train"]
-            nets = [fit_second_stage(train, [fold["spots"][v["mined"]][p.name] for p in train], steps=v["steps"],
-                                     photo_look=fold["photo_look"] if v["photo_look"] is None else v["photo_look"], width=v["width"],
-                                     seed=fold["seed"] + s) for s in v["seeds"]]
+            nets = [
+                fit_second_stage(
+                    train,
+                    [fold["spots"][v["mined"]][p.name] for p in train],
+                    steps=v["steps"],
+                    photo_look=fold["photo_look"] if v["photo_look"] is None else v["photo_look"],
+                    width=v["width"],
+                    seed=fold["seed"] + s,
+                )
+                for s in v["seeds"]
+            ]
             stage = SecondStage(MeanLogOdds(nets).eval(), v["candidates"], UNCALIBRATED, "none", v["margin"], "share")
             for page in test:
                 spots = [Spot(s["x"], s["y"], s["confidence"], s["box"]) for s in fold["spots"]["test"][page.name]]
-                scores = spot_scores(stage.net, page.image, spots, bf16=True)  # once: the answer is read off them as rerank does
+                scores = spot_scores(
+                    stage.net, page.image, spots, bf16=True
+                )  # once: the answer is read off them as rerank does
                 best = reranked_order(scores, stage.candidates, stage.margin)[0]
                 page_rows[page.name]["answers"][name] = {
                     "hit": bool(distance_to_boxes(spots[best].x, spots[best].y, page.waldo_boxes) == 0),
                     "confidence": float(calibrated(share_log_odds(scores, stage.candidates), UNCALIBRATED)[best]),
-                    "scores": scores.tolist()}
-            spot_windows.CONTEXT, SpotStream.SIDE_JITTER = RECIPE["context"], (-RECIPE["jitter"], SpotStream.SIDE_JITTER[1])
+                    "scores": scores.tolist(),
+                }
+            spot_windows.CONTEXT, SpotStream.SIDE_JITTER = (
+                RECIPE["context"],
+                (-RECIPE["jitter"], SpotStream.SIDE_JITTER[1]),
+            )
             print(f"{run.name} {name}: {time.perf_counter() - started:.0f} s", flush=True)
         rows += page_rows.values()
 
@@ -164,11 +220,23 @@ def main():
     first = {c: sum(r["hits"][0] for r in rows if r["collection"] == c) for c in collections}
     among = {c: sum(any(r["hits"][:3]) for r in rows if r["collection"] == c) for c in collections}
     count = {c: sum(r["collection"] == c for r in rows) for c in collections}
-    print("| first stage alone | " + " | ".join(f"{first[c]}/{count[c]}" for c in collections) + f" | {sum(first.values())}/{len(rows)} |")
-    print("| Waldo among the first stage's 3 best | " + " | ".join(f"{among[c]}/{count[c]}" for c in collections) + f" | {sum(among.values())}/{len(rows)} |")
+    print(
+        "| first stage alone | "
+        + " | ".join(f"{first[c]}/{count[c]}" for c in collections)
+        + f" | {sum(first.values())}/{len(rows)} |"
+    )
+    print(
+        "| Waldo among the first stage's 3 best | "
+        + " | ".join(f"{among[c]}/{count[c]}" for c in collections)
+        + f" | {sum(among.values())}/{len(rows)} |"
+    )
     for name, _ in variants:
         found = {c: sum(r["answers"][name]["hit"] for r in rows if r["collection"] == c) for c in collections}
-        print(f"| {name} | " + " | ".join(f"{found[c]}/{count[c]}" for c in collections) + f" | {sum(found.values())}/{len(rows)} |")
+        print(
+            f"| {name} | "
+            + " | ".join(f"{found[c]}/{count[c]}" for c in collections)
+            + f" | {sum(found.values())}/{len(rows)} |"
+        )
 
 
 if __name__ == "__main__":

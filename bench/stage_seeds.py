@@ -32,6 +32,7 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from waldo_pl import CONF_DIR
 from waldo_pl.crossval.calibrate import apply_calibration, write_calibration
 from waldo_pl.crossval.runs import run_config
 from waldo_pl.data import spot_windows
@@ -40,9 +41,8 @@ from waldo_pl.inference.device import load_for_search
 from waldo_pl.inference.rerank import spot_scores
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
-from waldo_pl.cli import CONF_DIR
-from waldo_pl.second_stage.training import fit_second_stage, mine_training_spots, run_settings
 from waldo_pl.precision import is_bf16
+from waldo_pl.second_stage.training import fit_second_stage, mine_training_spots, run_settings
 
 SPOTS = 5  # the first stage's spots kept for each held-out page
 CANDIDATES = OmegaConf.load(CONF_DIR / "second_stage" / "default.yaml").candidates
@@ -82,15 +82,25 @@ def held_out_spots(run: Path, count: int, scales: tuple) -> dict[str, list[dict]
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
         ckpt = run / "checkpoints" / "last.ckpt"
-        spots = mine_training_spots(network_from(read_checkpoint(ckpt, None), str(ckpt)), datamodule.val_pages, count,
-                                    scales, is_bf16(cfg.trainer.get("precision", "auto")))
-        kept = {"mined": count, "scales": list(scales), "spots": {page.name: s for page, s in zip(datamodule.val_pages, spots)}}
+        spots = mine_training_spots(
+            network_from(read_checkpoint(ckpt, None), str(ckpt)),
+            datamodule.val_pages,
+            count,
+            scales,
+            is_bf16(cfg.trainer.get("precision", "auto")),
+        )
+        kept = {
+            "mined": count,
+            "scales": list(scales),
+            "spots": {page.name: s for page, s in zip(datamodule.val_pages, spots)},
+        }
         cache.write_text(json.dumps(kept))
     return {name: spots[:count] for name, spots in kept["spots"].items()}
 
 
-def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple,
-              elsewhere: dict[str, list[dict]] | None = None) -> list[dict]:
+def fold_rows(
+    run: Path, mined: list[int], seeds: list[int], scales: tuple, elsewhere: dict[str, list[dict]] | None = None
+) -> list[dict]:
     """One row per setting (stored stage, then each seed x mined): which held-out pages it found. With `elsewhere`
     (spots by page name, mined by first stages that held those pages out), training pages found there learn from
     those spots instead of this run's."""
@@ -104,8 +114,9 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple,
     kept = json.loads(cache.read_text()) if cache.is_file() else {}
     if stale(kept, max(mined), scales):
         started = time.perf_counter()
-        spots = mine_training_spots(network_from(read_checkpoint(ckpt, None), str(ckpt)), datamodule.train_pages, max(mined),
-                                    scales, bf16)
+        spots = mine_training_spots(
+            network_from(read_checkpoint(ckpt, None), str(ckpt)), datamodule.train_pages, max(mined), scales, bf16
+        )
         kept = {"mined": max(mined), "scales": list(scales), "spots": spots}
         cache.write_text(json.dumps(kept))
         print(f"{run}: mined {len(spots)} pages in {time.perf_counter() - started:.0f} s", flush=True)
@@ -117,8 +128,15 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple,
         held.append((page, spots, [int(distance_to_boxes(s.x, s.y, page.waldo_boxes) == 0) for s in spots]))
 
     def row(name: str, stage_net) -> dict:
-        pages = [{"page": page.name, "kind": kind(page), "hit": hits,
-                  "score": spot_scores(stage_net, page.image, spots, bf16).tolist()} for page, spots, hits in held]
+        pages = [
+            {
+                "page": page.name,
+                "kind": kind(page),
+                "hit": hits,
+                "score": spot_scores(stage_net, page.image, spots, bf16).tolist(),
+            }
+            for page, spots, hits in held
+        ]
         return {"run": str(run), "setting": name, "pages": pages}
 
     rows = [row("stored stage", stage.net)]
@@ -127,14 +145,19 @@ def fold_rows(run: Path, mined: list[int], seeds: list[int], scales: tuple,
     if elsewhere is not None:
         train_spots = [elsewhere.get(page.name, own) for page, own in zip(datamodule.train_pages, kept["spots"])]
         prefix = "out-of-fold, "
-        print(f"{run}: {sum(page.name in elsewhere for page in datamodule.train_pages)} training pages mined out of fold", flush=True)
+        print(
+            f"{run}: {sum(page.name in elsewhere for page in datamodule.train_pages)} training pages mined out of fold",
+            flush=True,
+        )
     for seed in seeds:
         for count in mined:
             started = time.perf_counter()
             stage_net = fit_second_stage(datamodule.train_pages, [s[:count] for s in train_spots], seed=seed, **fit)
             rows.append(row(f"{prefix}mined {count}, seed {seed}", stage_net))
-            print(f"{run}: mined {count}, seed {seed}: {found(rows[-1]['pages'], CANDIDATES)} ({time.perf_counter() - started:.0f} s)",
-                  flush=True)
+            print(
+                f"{run}: mined {count}, seed {seed}: {found(rows[-1]['pages'], CANDIDATES)} ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
     return rows
 
 
@@ -145,24 +168,47 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.25])
     parser.add_argument("--candidates", type=int, default=CANDIDATES, help="spots re-ranked (conf/second_stage's)")
-    parser.add_argument("--margin", type=float, default=0.0, help="log-odds given to the first stage's best spot (second_stage.margin)")
-    parser.add_argument("--out-of-fold", action="store_true",
-                        help="training pages another run holds out learn from that run's spots on them")
-    parser.add_argument("--context", type=float, help="windows this many times the spot region's side (the recipe's "
-                        f"{spot_windows.CONTEXT:g}), the largest window as much larger, to train and re-rank; rows named so")
+    parser.add_argument(
+        "--margin", type=float, default=0.0, help="log-odds given to the first stage's best spot (second_stage.margin)"
+    )
+    parser.add_argument(
+        "--out-of-fold",
+        action="store_true",
+        help="training pages another run holds out learn from that run's spots on them",
+    )
+    parser.add_argument(
+        "--context",
+        type=float,
+        help="windows this many times the spot region's side (the recipe's "
+        f"{spot_windows.CONTEXT:g}), the largest window as much larger, to train and re-rank; rows named so",
+    )
     parser.add_argument("--out", type=Path, help="write every row here (JSON), run by run")
     parser.add_argument("--rows", type=Path, nargs="+", help="--out files to summarise again, in place of training")
     parser.add_argument("--folds", nargs="+", help="with --rows: only these runs (their folder names)")
-    parser.add_argument("--setting", help="with --rows: the setting whose held-out answers --calibrate fits or --calibrated-by checks")
-    parser.add_argument("--calibrate", type=Path, metavar="OUT.json", help="Platt scaling fitted on them, for waldo-export --calibration")
-    parser.add_argument("--calibrated-by", type=Path, metavar="CALIBRATION.json", help="their reliability under another fit")
+    parser.add_argument(
+        "--setting", help="with --rows: the setting whose held-out answers --calibrate fits or --calibrated-by checks"
+    )
+    parser.add_argument(
+        "--calibrate",
+        type=Path,
+        metavar="OUT.json",
+        help="Platt scaling fitted on them, for waldo-export --calibration",
+    )
+    parser.add_argument(
+        "--calibrated-by", type=Path, metavar="CALIBRATION.json", help="their reliability under another fit"
+    )
     args = parser.parse_args()
     if args.rows:
         rows = with_ensembles([r for path in args.rows for r in json.loads(path.read_text())])
         if args.folds:
             rows = [r for r in rows if Path(r["run"]).name in args.folds]
         if args.setting:  # the chosen setting's held-out answers: their confidence calibrated here or by other answers
-            chosen = [(p, answer(p, args.candidates, args.margin)) for r in rows if r["setting"] == args.setting for p in r["pages"]]
+            chosen = [
+                (p, answer(p, args.candidates, args.margin))
+                for r in rows
+                if r["setting"] == args.setting
+                for p in r["pages"]
+            ]
             answers = [{"log_odds": p["score"][i], "hit": p["hit"][i]} for p, i in chosen]
             if not answers:
                 parser.error(f"--setting {args.setting!r}: not among {sorted({r['setting'] for r in rows})}")
@@ -179,13 +225,19 @@ def main():
     if args.context:
         spot_windows.MAX_SIDE = round(spot_windows.MAX_SIDE * args.context / spot_windows.CONTEXT)
         spot_windows.CONTEXT = args.context
-    held = {run: held_out_spots(run, max(args.mined), tuple(args.scales)) for run in args.runs} if args.out_of_fold else {}
+    held = (
+        {run: held_out_spots(run, max(args.mined), tuple(args.scales)) for run in args.runs} if args.out_of_fold else {}
+    )
     rows = []
     for run in args.runs:
         elsewhere = {name: s for other, spots in held.items() if other != run for name, s in spots.items()}
         found_rows = fold_rows(run, args.mined, args.seeds, tuple(args.scales), elsewhere if args.out_of_fold else None)
         if args.context:  # the stored stage was trained with the recipe's windows: its row would mislead
-            found_rows = [{**r, "setting": f"context {args.context:g}, {r['setting']}"} for r in found_rows if r["setting"] != "stored stage"]
+            found_rows = [
+                {**r, "setting": f"context {args.context:g}, {r['setting']}"}
+                for r in found_rows
+                if r["setting"] != "stored stage"
+            ]
         rows += found_rows
         if args.out:
             args.out.write_text(json.dumps(rows))
@@ -208,7 +260,9 @@ def with_ensembles(rows: list[dict]) -> list[dict]:
         name = f"mined {count}, mean of seeds {', '.join(map(str, sorted(seeds)))}"
         for run in runs:
             members = [seeds[seed][run]["pages"] for seed in sorted(seeds)]
-            pages = [{**same[0], "score": np.mean([p["score"] for p in same], axis=0).tolist()} for same in zip(*members)]
+            pages = [
+                {**same[0], "score": np.mean([p["score"] for p in same], axis=0).tolist()} for same in zip(*members)
+            ]
             rows.append({"run": run, "setting": name, "pages": pages})
     return rows
 
@@ -223,8 +277,11 @@ def summary(rows: list[dict], k: int, margin: float = 0.0) -> None:
         mine = [r for r in rows if r["setting"] == name]
         folds = " ".join(str(sum(sum(v) for v in found(r["pages"], k, margin).values())) for r in mine)
         counts = [[n for r in mine for n in found(r["pages"], k, margin).get(kind, [])] for kind in kinds]
-        print(f"| {name} | {folds} | " + " | ".join(f"{sum(c)}/{len(c)}" for c in counts)
-              + f" | {sum(map(sum, counts))}/{sum(map(len, counts))} |")
+        print(
+            f"| {name} | {folds} | "
+            + " | ".join(f"{sum(c)}/{len(c)}" for c in counts)
+            + f" | {sum(map(sum, counts))}/{sum(map(len, counts))} |"
+        )
 
 
 if __name__ == "__main__":

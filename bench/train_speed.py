@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from waldo_pl.cli import CONF_DIR
+from waldo_pl import CONF_DIR
 from waldo_pl.precision import bf16_on, training_precision
 
 VARIANTS = {  # name: (graph, precision, compile)
@@ -65,10 +65,21 @@ class StepTimer(L.Callback):
 
 def recipe(args, output_dir: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"experiment={args.experiment}", f"data.root={args.root}", "logger=none",
-                                           "callbacks=none", f"paths.output_dir={output_dir}", "data.val_fraction=0",
-                                           f"data.steps_per_epoch={args.warmup + args.steps}", "trainer.max_epochs=1",
-                                           "model.preview_every_n_epochs=0", *overrides])
+        return compose(
+            "train",
+            overrides=[
+                f"experiment={args.experiment}",
+                f"data.root={args.root}",
+                "logger=none",
+                "callbacks=none",
+                f"paths.output_dir={output_dir}",
+                "data.val_fraction=0",
+                f"data.steps_per_epoch={args.warmup + args.steps}",
+                "trainer.max_epochs=1",
+                "model.preview_every_n_epochs=0",
+                *overrides,
+            ],
+        )
 
 
 def run_variant(args, name: str, output_dir: Path) -> dict:
@@ -80,12 +91,25 @@ def run_variant(args, name: str, output_dir: Path) -> dict:
         model.net.forward = model.net.layer_by_layer
     precision = training_precision(precision, "cpu")[0]
     timer = StepTimer(args.warmup)
-    trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1, precision=precision, logger=False, callbacks=[timer],
-                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                          limit_val_batches=0)
+    trainer = instantiate(
+        cfg.trainer,
+        accelerator="cpu",
+        devices=1,
+        precision=precision,
+        logger=False,
+        callbacks=[timer],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(model, datamodule=datamodule)
-    return {"name": name, "precision": precision, "steps_per_second": args.steps / (timer.end - timer.start),
-            "first_step": timer.first}
+    return {
+        "name": name,
+        "precision": precision,
+        "steps_per_second": args.steps / (timer.end - timer.start),
+        "first_step": timer.first,
+    }
 
 
 def stream_seconds_a_step(args, output_dir: Path) -> float:
@@ -139,18 +163,28 @@ def main():
     parser.add_argument("--variants", nargs="+", default=["anchor", "fp32", "auto"], choices=list(VARIANTS))
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    print(f"CPU: {cpu}, {torch.get_num_threads()} threads, {bf16_on('cpu')[1]}; experiment={args.experiment}, "
-          f"{args.steps} steps after {args.warmup}")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(
+        f"CPU: {cpu}, {torch.get_num_threads()} threads, {bf16_on('cpu')[1]}; experiment={args.experiment}, "
+        f"{args.steps} steps after {args.warmup}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         results = [run_variant(args, name, Path(folder) / name) for name in args.variants]
         anchor = results[0]["steps_per_second"]
         print(f"\n| variant | precision | steps/s | s/step | x {results[0]['name']} | first step (s) |")
         print("| --- | --- | --- | --- | --- | --- |")
         for r in results:
-            print(f"| {r['name']} | {r['precision']} | {r['steps_per_second']:.3f} | {1 / r['steps_per_second']:.3f} | "
-                  f"{r['steps_per_second'] / anchor:.2f} | {r['first_step']:.1f} |")
+            print(
+                f"| {r['name']} | {r['precision']} | {r['steps_per_second']:.3f} | {1 / r['steps_per_second']:.3f} | "
+                f"{r['steps_per_second'] / anchor:.2f} | {r['first_step']:.1f} |"
+            )
         if args.profile:
             print(f"\nthe crop stream alone: {stream_seconds_a_step(args, Path(folder) / 'stream'):.4f} s a step")
             print("\nwhere a step of `auto` goes:\n")

@@ -65,7 +65,7 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint written by a one-step training run on generated pages."""
     from hydra import compose, initialize_config_dir
 
-    from waldo_pl.cli import CONF_DIR
+    from waldo_pl import CONF_DIR
     from waldo_pl.training import train
 
     root = tmp_path_factory.mktemp("ckpt")
@@ -73,8 +73,18 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     box = (30, 40, 46, 60)
     Image.fromarray(draw_page(128, 160, [box])).save(root / "images" / "p.png")
     write_csv(root / "annotations.csv", [("p.png", 160, 128, "waldo", *box)])
-    overrides = [f"data.root={root}", "data.panel=64", "data.batch_size=2", "data.steps_per_epoch=1", "data.val_fraction=0",
-                 "trainer.max_epochs=1", "trainer.accelerator=cpu", "logger=none", f"paths.output_dir={root / 'run'}", "~second_stage"]
+    overrides = [
+        f"data.root={root}",
+        "data.panel=64",
+        "data.batch_size=2",
+        "data.steps_per_epoch=1",
+        "data.val_fraction=0",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "logger=none",
+        f"paths.output_dir={root / 'run'}",
+        "~second_stage",
+    ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         train(compose("train", overrides=overrides))
     return root / "run" / "checkpoints" / "last.ckpt"

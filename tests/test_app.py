@@ -1,6 +1,5 @@
 """waldo-app: the search behind a web page, driven in a real browser (headless Chromium)."""
 
-import os
 import re
 import shutil
 import socket
@@ -8,19 +7,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import draw_page
+from PIL import Image
 from test_predict import RedFinder
+
 from waldo_pl.app import find
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO / "test-artifacts"
-BROWSER_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def page_file(folder: Path, name: str, box, seed=0) -> Path:
@@ -33,7 +39,13 @@ def test_find_answers_a_page_and_says_what_is_wrong_with_a_bad_one(tmp_path):
     good = page_file(tmp_path, "good.png", (200, 60, 214, 80))
     result, gallery, overlay, answer = find(RedFinder(), str(good), ["1.0"], 3)
     x, y = (int(v) for v in re.search(r"Waldo at \((\d+), (\d+)\)", answer).groups())
-    assert 200 <= x < 214 and 60 <= y < 80 and result.shape[1] > 320 and len(gallery) == 3 and overlay.shape[:2] == (240, 320)
+    assert (
+        200 <= x < 214
+        and 60 <= y < 80
+        and result.shape[1] > 320
+        and len(gallery) == 3
+        and overlay.shape[:2] == (240, 320)
+    )
     (tmp_path / "notes.txt").write_text("not a page")
     assert find(RedFinder(), str(tmp_path / "notes.txt"), ["1.0"], 3)[3].startswith("error: notes.txt: not an image")
     assert "over this app's 0 Mpx" in find(RedFinder(), str(good), ["1.0"], 3, max_pixels=1000)[3]
@@ -65,11 +77,20 @@ def test_find_searches_the_mirrored_page_too_unless_told_not_to(tmp_path):
     assert counts[False] == 2 and counts[True] == 4  # a pass a scale, and a mirrored one a scale with flip
 
 
-@pytest.mark.parametrize("args, message", [(["--ckpt", "/no/such.pt"], "--ckpt=/no/such.pt: no such checkpoint"),
-                                           (["--pages", "/no/such/folder"], "--pages /no/such/folder: no such folder")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--ckpt", "/no/such.pt"], "--ckpt=/no/such.pt: no such checkpoint"),
+        (["--pages", "/no/such/folder"], "--pages /no/such/folder: no such folder"),
+    ],
+)
 def test_waldo_app_refuses_a_bad_option_in_one_line(args, message):
-    result = subprocess.run([sys.executable, "-m", "waldo_pl.app", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"error: {message}" + result.stderr.split(message, 1)[1].strip()]
+    result = subprocess.run(
+        [sys.executable, "-m", "waldo_pl.app", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {message}" + result.stderr.split(message, 1)[1].strip()
+    ]
 
 
 def free_port() -> int:
@@ -100,10 +121,14 @@ def test_the_app_in_a_browser_answers_refuses_a_text_file_and_answers_again(tmp_
                 clear = page.locator("#page-upload button[aria-label='Clear']")
                 if clear.count():
                     clear.click()
-                    page.wait_for_function("!(document.querySelector('#answer')?.innerText || '').includes('at (')", timeout=30_000)
+                    page.wait_for_function(
+                        "!(document.querySelector('#answer')?.innerText || '').includes('at (')", timeout=30_000
+                    )
                 page.locator("#page-upload input[type=file]").set_input_files(str(path))
                 try:
-                    page.wait_for_function(f"(document.querySelector('#answer')?.innerText || '').includes({expect!r})", timeout=60_000)
+                    page.wait_for_function(
+                        f"(document.querySelector('#answer')?.innerText || '').includes({expect!r})", timeout=60_000
+                    )
                 finally:
                     page.screenshot(path=str(tmp_path / f"{path.stem}.png"), full_page=True)
                 return page.locator("#answer").inner_text()

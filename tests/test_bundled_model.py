@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import draw_page, shared_pages_or_skip
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import draw_page, shared_pages_or_skip
-from waldo_pl.cli import CONF_DIR
+from waldo_pl import CONF_DIR, precision
+from waldo_pl.calibration import searched_as
 from waldo_pl.data.datamodule import WaldoDataModule
 from waldo_pl.data.formats import read_labels
 from waldo_pl.errors import UserError
-from waldo_pl.export import export, searched_as
+from waldo_pl.export import export
 from waldo_pl.inference.answer import distance_to_boxes
 from waldo_pl.inference.predict import PredictConfig, answer_page
 from waldo_pl.inference.search import SearchSettings
-from waldo_pl import precision
 from waldo_pl.models.checkpoint import load_network, read_checkpoint, second_stage_from
 from waldo_pl.models.module import WaldoSegmenter
 from waldo_pl.weights import bundled_model
@@ -42,14 +42,17 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf(monk
     # an option added since, missing from the record, ran at its default: off
     defaults = {k: p.default for k, p in inspect.signature(WaldoDataModule).parameters.items()}
     where = ("root", "val_fraction", "val_pages")  # which pages, not how they are used
-    assert {k: trained["data"].get(k, defaults.get(k)) for k in recipe["data"] if k not in where} == \
-        {k: v for k, v in recipe["data"].items() if k not in where}
+    assert {k: trained["data"].get(k, defaults.get(k)) for k in recipe["data"] if k not in where} == {
+        k: v for k, v in recipe["data"].items() if k not in where
+    }
     model_defaults = {k: p.default for k, p in inspect.signature(WaldoSegmenter).parameters.items()}
     assert {k: trained["model"].get(k, model_defaults.get(k)) for k in recipe["model"]} == recipe["model"]
     assert all(trained["trainer"].get(k) == cfg.trainer[k] for k in ("max_epochs", "gradient_clip_val"))
     # trained on a CPU with native bf16, where the recipe's precision (auto) is bf16-mixed
     monkeypatch.setattr(precision, "cpu_bf16", lambda: True)
-    assert precision.training_precision(cfg.trainer.precision, "cpu")[0] == trained["trainer"]["precision"] == "bf16-mixed"
+    assert (
+        precision.training_precision(cfg.trainer.precision, "cpu")[0] == trained["trainer"]["precision"] == "bf16-mixed"
+    )
     assert record["steps"] == trained["trainer"]["max_epochs"] * trained["data"]["steps_per_epoch"]
     assert "cross_validation" in record and "command" in record
     net = load_network(path, torch.device("cpu"))
@@ -62,22 +65,31 @@ def test_the_bundled_model_is_small_and_was_trained_with_the_recipe_in_conf(monk
     assert stage.platt != (1.0, 0.0) and "held-out" in stage.calibration and stage.confidence == second["confidence"]
     # calibrated on answers searched as predict.py searches by default: a confidence fitted on another search means less
     search = PredictConfig()
-    assert stage.calibration.endswith(searched_as({"search": {"scales": search.scales, "flip": search.flip, "merge": search.merge}}))
+    assert stage.calibration.endswith(
+        searched_as({"search": {"scales": search.scales, "flip": search.flip, "merge": search.merge}})
+    )
 
 
 def test_the_bundled_model_finds_waldo_on_a_real_page():
     root = shared_pages_or_skip()
     boxes = read_labels(root / "annotations.csv")
     net = load_network(bundled_model(), torch.device("cpu"))
-    answer = answer_page(net, root / "images" / "25.jpg", SearchSettings(), Path(os.environ.get("TMPDIR", "/tmp")), "bundled_25")
+    answer = answer_page(
+        net, root / "images" / "25.jpg", SearchSettings(), Path(os.environ.get("TMPDIR", "/tmp")), "bundled_25"
+    )
     best = answer.spots[0]
     assert distance_to_boxes(best.x, best.y, boxes["25.jpg"]) == 0 and best.confidence > 0.8
 
 
 def test_predict_py_without_ckpt_uses_the_bundled_model(tmp_path):
     Image.fromarray(draw_page(120, 150, [(50, 40, 66, 60)])).save(tmp_path / "page.png")
-    result = subprocess.run([sys.executable, "predict.py", f"img={tmp_path / 'page.png'}", f"output_dir={tmp_path}"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "predict.py", f"img={tmp_path / 'page.png'}", f"output_dir={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads((tmp_path / "page.json").read_text())
     assert (data["width"], data["height"]) == (150, 120) and 0 <= data["confidence"] <= 1
@@ -96,13 +108,30 @@ def test_export_makes_a_half_precision_file_that_predicts_like_the_checkpoint(tr
     assert out.stat().st_size < trained_checkpoint.stat().st_size / 3
 
 
-@pytest.mark.parametrize("content, message", [(None, "cannot be read"), ("{bad", "not JSON"), ("[1, 2]", "holds a list")])
-def test_waldo_export_refuses_a_bad_record_in_one_line_and_writes_nothing(trained_checkpoint, tmp_path, content, message):
+@pytest.mark.parametrize(
+    "content, message", [(None, "cannot be read"), ("{bad", "not JSON"), ("[1, 2]", "holds a list")]
+)
+def test_waldo_export_refuses_a_bad_record_in_one_line_and_writes_nothing(
+    trained_checkpoint, tmp_path, content, message
+):
     record = tmp_path / "record.json"
     if content is not None:
         record.write_text(content)
-    result = subprocess.run([sys.executable, "-m", "waldo_pl.export", str(trained_checkpoint), str(tmp_path / "out.pt"),
-                             "--record", str(record)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waldo_pl.export",
+            str(trained_checkpoint),
+            str(tmp_path / "out.pt"),
+            "--record",
+            str(record),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: --record {record}: {message}")
     assert not (tmp_path / "out.pt").exists() and not (tmp_path / "out.json").exists()

@@ -3,9 +3,9 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import draw_page
 from torch.utils.data import DataLoader
 
-from conftest import draw_page
 from waldo_pl.data.crops import CropLoader, CropStream
 from waldo_pl.data.formats import load_pages
 from waldo_pl.data.page import Page
@@ -49,7 +49,8 @@ def test_a_box_larger_than_the_panel_gives_a_window_inside_it():
 
 
 def test_a_head_and_body_box_becomes_a_head_target_and_a_head_box_stays_whole():
-    # a photo's box frames head and body (20 x 60 px): the target is its top 20 x 26; a scan's head box (20 x 26) is kept
+    # a photo's box frames head and body (20 x 60 px): the target is its top 20 x 26; a scan's head box (20 x 26)
+    # is kept
     body = Page("photo", draw_page(200, 200, [(90, 70, 110, 130)]), [(90, 70, 110, 130)])
     head = Page("scan", draw_page(200, 200, [(90, 70, 110, 96)]), [(90, 70, 110, 96)])
     for page in (body, head):

@@ -13,8 +13,12 @@ from waldo_pl.errors import UserError
 
 def fake_run(folder, fold, seed, hits):
     (folder / ".hydra").mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"seed": seed, "data": {"folds": 5, "fold": fold}}), folder / ".hydra" / "config.yaml")
-    pages = [{"page": f"p{i}.jpg", "hit": hit, "top5_hit": True, "distance": 0 if hit else 100} for i, hit in enumerate(hits)]
+    OmegaConf.save(
+        OmegaConf.create({"seed": seed, "data": {"folds": 5, "fold": fold}}), folder / ".hydra" / "config.yaml"
+    )
+    pages = [
+        {"page": f"p{i}.jpg", "hit": hit, "top5_hit": True, "distance": 0 if hit else 100} for i, hit in enumerate(hits)
+    ]
     (folder / "metrics.json").write_text(json.dumps({"steps": 10, "fit_seconds": 60, "pages": pages}))
 
 
@@ -32,7 +36,9 @@ def test_rows_name_fold_and_seed_and_each_seed_is_pooled(tmp_path):
 
 def test_one_seed_has_no_seed_rows_and_a_run_without_hydra_config_is_marked(tmp_path):
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "metrics.json").write_text(json.dumps({"steps": 1, "pages": [{"page": "q.jpg", "hit": False, "top5_hit": False, "distance": 9}]}))
+    (tmp_path / "b" / "metrics.json").write_text(
+        json.dumps({"steps": 1, "pages": [{"page": "q.jpg", "hit": False, "top5_hit": False, "distance": 9}]})
+    )
     lines = fold_table(tmp_path).splitlines()
     assert lines[2] == "| b | ? | ? | q.jpg (miss) | 0/1 = 0% | 0/1 = 0% | 9 | 1 | ? |"
     assert len(lines) == 4 and lines[-1].startswith("| **all** | | | 1 pages | **0/1 = 0%**")
@@ -50,8 +56,13 @@ def test_rescoring_a_run_without_saved_config_asks_for_the_pages(tmp_path):
 def test_the_table_says_what_the_confidence_means_on_the_held_out_pages(tmp_path):
     from waldo_pl.inference.report import reliability_table
 
-    pages = [{"hit": 1, "confidence": 0.97}, {"hit": 0, "confidence": 0.96}, {"hit": 1, "confidence": 1.0},
-             {"hit": 0, "confidence": 0.3}, {"hit": 1, "confidence": 0.85}]
+    pages = [
+        {"hit": 1, "confidence": 0.97},
+        {"hit": 0, "confidence": 0.96},
+        {"hit": 1, "confidence": 1.0},
+        {"hit": 0, "confidence": 0.3},
+        {"hit": 1, "confidence": 0.85},
+    ]
     table = reliability_table(pages).splitlines()
     assert "| 0% to 50% | 1 | 0 | 0% | 30.0% |" in table
     assert "| 95% to 99% | 2 | 1 | 50% | 96.5% |" in table and "| 99% to 100% | 1 | 1 | 100% | 100.0% |" in table
@@ -72,9 +83,9 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
 
     from waldo_pl.export import export
     from waldo_pl.models.checkpoint import read_checkpoint, second_stage_entry, second_stage_from
-    from waldo_pl.second_stage.spec import SecondStage
     from waldo_pl.models.spot_net import SpotNet
     from waldo_pl.models.tutorial_net import TutorialNet
+    from waldo_pl.second_stage.spec import SecondStage
 
     fake_run(tmp_path / "runs" / "0", 0, 0, [True, False] * 10)
     record = json.loads((tmp_path / "runs" / "0" / "metrics.json").read_text())
@@ -91,14 +102,24 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     assert json.loads((tmp_path / "flipped.json").read_text())["search"] == searched_again
 
     ckpt = tmp_path / "two.ckpt"
-    stage = second_stage_entry(SecondStage(SpotNet(4), 3, (1.0, 0.0), "none", 0.0, "share"),
-                               {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4})
-    torch.save({"state_dict": {f"net.{k}": v for k, v in TutorialNet().state_dict().items()}, "second_stage": stage,
-                "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}}}, ckpt)
+    stage = second_stage_entry(
+        SecondStage(SpotNet(4), 3, (1.0, 0.0), "none", 0.0, "share"),
+        {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4},
+    )
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in TutorialNet().state_dict().items()},
+            "second_stage": stage,
+            "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}},
+        },
+        ckpt,
+    )
     out = export(ckpt, tmp_path / "small.pt", calibration=fitted)
     loaded = second_stage_from(read_checkpoint(out), str(out))
     assert loaded.platt == pytest.approx((fitted["a"], fitted["b"])) and "20 held-out answers" in loaded.calibration
-    with pytest.raises(UserError, match="needs a, b, pages, hits"):  # another JSON given as the calibration: nothing written
+    with pytest.raises(
+        UserError, match="needs a, b, pages, hits"
+    ):  # another JSON given as the calibration: nothing written
         export(ckpt, tmp_path / "other.pt", calibration={"a": 1.0, "b": "zero"})
     assert not (tmp_path / "other.pt").exists()
     # that calibration on other answers (log-odds 8, right on 3 of 4): an out-of-sample reliability table
@@ -124,11 +145,16 @@ def test_the_table_pools_each_collection_of_the_runs_pages(tmp_path):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "annotations.csv").write_text(header + "".join(f"{n},9,9,waldo,1,1,4,4\n" for n in names))
     roots = [str(tmp_path / "scans"), str(tmp_path / "photos")]
-    held = {"0": [("s1.jpg", True), ("p1.jpg", False)], "1": [("scans/same.jpg", True), ("photos/same.jpg", True), ("p2.jpg", True)]}
+    held = {
+        "0": [("s1.jpg", True), ("p1.jpg", False)],
+        "1": [("scans/same.jpg", True), ("photos/same.jpg", True), ("p2.jpg", True)],
+    }
     for run, pages in held.items():
         (tmp_path / "runs" / run / ".hydra").mkdir(parents=True)
-        OmegaConf.save(OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": int(run), "root": roots}}),
-                       tmp_path / "runs" / run / ".hydra" / "config.yaml")
+        OmegaConf.save(
+            OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": int(run), "root": roots}}),
+            tmp_path / "runs" / run / ".hydra" / "config.yaml",
+        )
         records = [{"page": name, "hit": hit, "top5_hit": True, "distance": 0} for name, hit in pages]
         (tmp_path / "runs" / run / "metrics.json").write_text(json.dumps({"steps": 1, "pages": records}))
     lines = fold_table(tmp_path / "runs").splitlines()
@@ -153,13 +179,20 @@ def test_calibrate_also_says_how_the_fit_does_on_pages_it_never_saw(tmp_path):
         "3": (1, ["i", "j"], [0, 1], [4, -4]),  # pages i and j again, at another seed
     }.items():
         (tmp_path / run / ".hydra").mkdir(parents=True)
-        OmegaConf.save(OmegaConf.create({"seed": seed, "data": {"folds": 3, "fold": 0}}), tmp_path / run / ".hydra" / "config.yaml")
-        pages = [{"page": n, "hit": h, "top5_hit": 1, "distance": 0, "confidence": 0.5, "log_odds": z}
-                 for n, h, z in zip(names, hits, log_odds)]
+        OmegaConf.save(
+            OmegaConf.create({"seed": seed, "data": {"folds": 3, "fold": 0}}), tmp_path / run / ".hydra" / "config.yaml"
+        )
+        pages = [
+            {"page": n, "hit": h, "top5_hit": 1, "distance": 0, "confidence": 0.5, "log_odds": z}
+            for n, h, z in zip(names, hits, log_odds)
+        ]
         (tmp_path / run / "metrics.json").write_text(json.dumps({"steps": 1, "pages": pages}))
     table = fold_table(tmp_path, calibrate=tmp_path / "calibration.json")
     in_sample, out_of_sample = table.split("Out of sample")
-    means = [[float(x) for x in re.findall(r"hits ([\d.]+)%.*misses ([\d.]+)%", part)[-1]] for part in (in_sample, out_of_sample)]
+    means = [
+        [float(x) for x in re.findall(r"hits ([\d.]+)%.*misses ([\d.]+)%", part)[-1]]
+        for part in (in_sample, out_of_sample)
+    ]
     assert means[0][0] > means[0][1]  # fitted on every answer: hits surer than misses
     assert means[1][0] < means[1][1]  # run 2's answers, fitted without i and j (not even run 3's), turn it round
     import shutil
@@ -171,12 +204,27 @@ def test_calibrate_also_says_how_the_fit_does_on_pages_it_never_saw(tmp_path):
 
 def test_calibrate_names_the_number_it_was_fitted_on_and_will_not_pool_two(tmp_path):
     """Answers whose confidence is the share, the score, or the first stage's own (as the search recorded it): a fit
-    says which it maps, so that export applies it to that number only, and answers of two kinds are not fitted together."""
+    says which it maps, so that export applies it to that number only, and answers of two kinds are not fitted
+    together."""
+
     def run(folder, name: str, confidence_of: str | None) -> None:
         (folder / name / ".hydra").mkdir(parents=True)
-        OmegaConf.save(OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": int(name)}}), folder / name / ".hydra" / "config.yaml")
-        pages = [{"page": f"{name}{i}", "hit": i % 2, "top5_hit": 1, "distance": 0, "confidence": 0.5, "log_odds": i % 2 - 0.5,
-                  **({"confidence_of": confidence_of} if confidence_of else {})} for i in range(6)]
+        OmegaConf.save(
+            OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": int(name)}}),
+            folder / name / ".hydra" / "config.yaml",
+        )
+        pages = [
+            {
+                "page": f"{name}{i}",
+                "hit": i % 2,
+                "top5_hit": 1,
+                "distance": 0,
+                "confidence": 0.5,
+                "log_odds": i % 2 - 0.5,
+                **({"confidence_of": confidence_of} if confidence_of else {}),
+            }
+            for i in range(6)
+        ]
         (folder / name / "metrics.json").write_text(json.dumps({"steps": 1, "pages": pages}))
 
     for number in ("share", "score", "first stage", None):
@@ -202,9 +250,22 @@ def test_calibrate_with_first_stage_weighs_the_first_stages_log_odds_too(tmp_pat
 
     for fold in (0, 1):
         (tmp_path / str(fold) / ".hydra").mkdir(parents=True)
-        OmegaConf.save(OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": fold}}), tmp_path / str(fold) / ".hydra" / "config.yaml")
-        pages = [{"page": f"{fold}-{i}", "hit": i % 3 != 0, "top5_hit": 1, "distance": 0, "confidence": 0.6, "log_odds": 0.4,
-                  "first_stage_log_odds": 12.0 + (4 if i % 3 else 0) + 0.1 * i} for i in range(12)]
+        OmegaConf.save(
+            OmegaConf.create({"seed": 0, "data": {"folds": 2, "fold": fold}}),
+            tmp_path / str(fold) / ".hydra" / "config.yaml",
+        )
+        pages = [
+            {
+                "page": f"{fold}-{i}",
+                "hit": i % 3 != 0,
+                "top5_hit": 1,
+                "distance": 0,
+                "confidence": 0.6,
+                "log_odds": 0.4,
+                "first_stage_log_odds": 12.0 + (4 if i % 3 else 0) + 0.1 * i,
+            }
+            for i in range(12)
+        ]
         (tmp_path / str(fold) / "metrics.json").write_text(json.dumps({"steps": 1, "pages": pages}))
     gap = lambda text: np.subtract(*[float(x) for x in re.findall(r"hits ([\d.]+)%.*misses ([\d.]+)%", text)[-1]])
     alone = fold_table(tmp_path, calibrate=tmp_path / "alone.json")
@@ -236,12 +297,22 @@ def test_a_calibration_of_answers_as_validated_says_the_search_when_every_run_va
             page["log_odds"] = 1.0 + i
         (tmp_path / run / "metrics.json").write_text(json.dumps(record))
     fold_table(tmp_path, calibrate=tmp_path / "alike.json")  # configs from before page_validation.merge: the best kept
-    assert json.loads((tmp_path / "alike.json").read_text())["search"] == {"scales": [1.0, 1.25], "flip": True, "merge": "max"}
+    assert json.loads((tmp_path / "alike.json").read_text())["search"] == {
+        "scales": [1.0, 1.25],
+        "flip": True,
+        "merge": "max",
+    }
     for run in ("0", "1"):
         config = tmp_path / run / ".hydra" / "config.yaml"
-        OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"callbacks": {"page_validation": {"merge": "mean"}}}), config)
+        OmegaConf.save(
+            OmegaConf.merge(OmegaConf.load(config), {"callbacks": {"page_validation": {"merge": "mean"}}}), config
+        )
     fold_table(tmp_path, calibrate=tmp_path / "alike.json")
-    assert json.loads((tmp_path / "alike.json").read_text())["search"] == {"scales": [1.0, 1.25], "flip": True, "merge": "mean"}
+    assert json.loads((tmp_path / "alike.json").read_text())["search"] == {
+        "scales": [1.0, 1.25],
+        "flip": True,
+        "merge": "mean",
+    }
     config = tmp_path / "1" / ".hydra" / "config.yaml"  # one run validated without the mirror: no search to name
     OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"callbacks": {"page_validation": {"flip": False}}}), config)
     fold_table(tmp_path, calibrate=tmp_path / "unlike.json")
@@ -251,4 +322,8 @@ def test_a_calibration_of_answers_as_validated_says_the_search_when_every_run_va
         preset = {"page_validation": {"scales": None, "flip": None, "merge": None}}
         OmegaConf.save(OmegaConf.merge(OmegaConf.load(config), {"callbacks": preset}), config)
     fold_table(tmp_path, calibrate=tmp_path / "preset.json")
-    assert json.loads((tmp_path / "preset.json").read_text())["search"] == {"scales": [1.0], "flip": False, "merge": "mean"}
+    assert json.loads((tmp_path / "preset.json").read_text())["search"] == {
+        "scales": [1.0],
+        "flip": False,
+        "merge": "mean",
+    }

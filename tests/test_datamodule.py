@@ -45,7 +45,9 @@ def test_bad_loader_settings_are_errors_naming_the_setting(page_folder, setting,
 
 def test_split_seed_keeps_the_split_while_seed_changes_the_crops(page_folder):
     def held_out_and_first_batch(**seeds):
-        dm = WaldoDataModule(root=str(page_folder), panel=64, batch_size=2, steps_per_epoch=1, val_fraction=0.34, **seeds)
+        dm = WaldoDataModule(
+            root=str(page_folder), panel=64, batch_size=2, steps_per_epoch=1, val_fraction=0.34, **seeds
+        )
         dm.setup("fit")
         return [p.name for p in dm.val_pages], list(dm.train_dataloader())[0][0]
 
@@ -81,8 +83,9 @@ def test_waldo_pixel_fraction_is_measured_on_the_stream(page_folder):
 
 
 def test_folds_cover_every_page_once_and_spare_always_train(tmp_path):
-    from waldo_pl.data.page import Page
     import numpy as np
+
+    from waldo_pl.data.page import Page
 
     pages = [Page(f"{i}.jpg", np.zeros((8, 8, 3), np.uint8), [(0, 0, 2, 2)]) for i in range(1, 13)]
     portraits = ["11.jpg", "12.jpg"]
@@ -113,11 +116,18 @@ def test_data_root_takes_several_folders_and_keeps_page_names_apart(page_folder,
     names = sorted(p.name for p in both.train_pages + both.val_pages)
     assert len(one.train_pages + one.val_pages) == 3
     # a.png and c.png are in both folders: each takes its folder's name; b.jpg and d.jpg keep theirs
-    assert names == sorted(["b.jpg", "d.jpg", f"{page_folder.name}/a.png", "other/a.png", f"{page_folder.name}/c.png", "other/c.png"])
+    assert names == sorted(
+        ["b.jpg", "d.jpg", f"{page_folder.name}/a.png", "other/a.png", f"{page_folder.name}/c.png", "other/c.png"]
+    )
     # the same names, and the folder each comes from, read from the labels alone
     assert collection_of([str(page_folder), str(other)]) == {
-        "b.jpg": page_folder.name, f"{page_folder.name}/a.png": page_folder.name, f"{page_folder.name}/c.png": page_folder.name,
-        "d.jpg": "other", "other/a.png": "other", "other/c.png": "other"}
+        "b.jpg": page_folder.name,
+        f"{page_folder.name}/a.png": page_folder.name,
+        f"{page_folder.name}/c.png": page_folder.name,
+        "d.jpg": "other",
+        "other/a.png": "other",
+        "other/c.png": "other",
+    }
     assert {p.name for p in both.val_pages}.isdisjoint(p.name for p in both.train_pages) and both.val_pages
     with pytest.raises(UserError, match="data.root=/no/such: no such folder"):
         WaldoDataModule(root=[str(page_folder), "/no/such"])
@@ -127,16 +137,20 @@ def test_grouped_pages_stay_on_one_side_of_every_split(tmp_path):
     from waldo_pl.data.formats import read_groups
     from waldo_pl.data.page import Page
 
-    (tmp_path / "scenes.csv").write_text("filename,scene,scan_in_shared\np1.jpg,s1,5.jpg (weak match)\np2.jpg,s1,5.jpg (weak match)\n"
-                                         "p3.jpg,s2,\np4.jpg,s2,\np5.jpg,s3,waldo/7.jpg\n")
+    (tmp_path / "scenes.csv").write_text(
+        "filename,scene,scan_in_shared\np1.jpg,s1,5.jpg (weak match)\np2.jpg,s1,5.jpg (weak match)\n"
+        "p3.jpg,s2,\np4.jpg,s2,\np5.jpg,s3,waldo/7.jpg\n"
+    )
     groups = read_groups(tmp_path / "scenes.csv")
     assert groups["5.jpg"] == "s1" and groups["p3.jpg"] == "s2"
     names = ["p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg", "p5.jpg", "5.jpg", "waldo/7.jpg", "8.jpg", "9.jpg"]
     pages = [Page(n, np.zeros((8, 8, 3), np.uint8), [(0, 0, 2, 2)]) for n in names]
     groups["7.jpg"] = "s3"  # a page renamed <folder>/<name> is found by its file name
     for folds in (2, 3):
-        held = [{p.name for p in split_pages(pages, folds=folds, fold=k, seed=1, groups=groups, groups_only=True)[1]}
-                for k in range(folds)]
+        held = [
+            {p.name for p in split_pages(pages, folds=folds, fold=k, seed=1, groups=groups, groups_only=True)[1]}
+            for k in range(folds)
+        ]
         assert sorted(n for fold in held for n in fold) == sorted(names[:7])  # 8 and 9 belong to no group: always train
         for fold in held:
             assert ({"p1.jpg", "p2.jpg", "5.jpg"} <= fold) or not ({"p1.jpg", "p2.jpg", "5.jpg"} & fold)
@@ -177,12 +191,15 @@ def test_a_bad_groups_file_is_named(page_folder, tmp_path):
 
 
 def test_data_decoys_go_with_the_pages_to_both_sides_of_the_split(page_folder, tmp_path):
-    (tmp_path / "decoys.csv").write_text("filename,width,height,xmin,ymin,xmax,ymax\na.png,160,120,96,66,120,94\n"
-                                         "b.jpg,128,96,0,0,20,20\n")
+    (tmp_path / "decoys.csv").write_text(
+        "filename,width,height,xmin,ymin,xmax,ymax\na.png,160,120,96,66,120,94\nb.jpg,128,96,0,0,20,20\n"
+    )
     dm = WaldoDataModule(root=str(page_folder), panel=64, val_pages=["b.jpg"], decoys=str(tmp_path / "decoys.csv"))
     dm.setup("fit")
     train = {p.name: p for p in dm.train_pages}
-    assert train["a.png"].waldo_boxes.tolist() == [[20, 30, 36, 50]] and train["a.png"].decoy_boxes.tolist() == [[96, 66, 120, 94]]
+    assert train["a.png"].waldo_boxes.tolist() == [[20, 30, 36, 50]] and train["a.png"].decoy_boxes.tolist() == [
+        [96, 66, 120, 94]
+    ]
     assert dm.val_pages[0].decoy_boxes.tolist() == [[0, 0, 20, 20]]
     assert dm.crop_stream.pages[0].decoy_boxes.tolist() == [[96, 66, 120, 94]]  # the stream's pages keep them
     with pytest.raises(UserError, match="data.decoys=.*missing.csv"):

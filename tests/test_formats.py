@@ -2,9 +2,9 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import draw_page, write_csv
 from PIL import Image
 
-from conftest import draw_page, write_csv
 from waldo_pl.data.formats import load_csv, load_npy, load_pages, load_voc, read_decoys, with_decoys
 from waldo_pl.data.prepare import main as prepare_main
 from waldo_pl.data.prepare import write_npy
@@ -60,7 +60,9 @@ def test_prepare_writes_the_tutorial_set_and_it_loads_back(page_folder, tmp_path
     assert images.shape == (3, 100, 200, 3) and labels.shape == (3, 100, 200)
     assert set(np.unique(labels)) == {0, 255}
     assert len(subs) == len(sub_labels) == 4
-    assert all(s.shape == (32, 32, 3) and l.shape == (32, 32) and l.max() == 255 for s, l in zip(subs, sub_labels))
+    assert all(
+        s.shape == (32, 32, 3) and lab.shape == (32, 32) and lab.max() == 255 for s, lab in zip(subs, sub_labels)
+    )
     assert not list(out.glob("*.tmp"))
 
     back = load_npy(out)
@@ -151,7 +153,9 @@ def write_decoys(path, rows):
 def test_decoys_stay_with_their_page_and_drop_the_waldo_box_they_frame(page_folder, tmp_path):
     """A label that marks a title badge's portrait as Waldo loses that box; a page of the same name but another size
     (another folder's) is left alone."""
-    decoys = write_decoys(tmp_path / "decoys.csv", [("a.png", 160, 120, 96, 66, 120, 94), ("b.jpg", 999, 96, 0, 0, 5, 5)])
+    decoys = write_decoys(
+        tmp_path / "decoys.csv", [("a.png", 160, 120, 96, 66, 120, 94), ("b.jpg", 999, 96, 0, 0, 5, 5)]
+    )
     pages = {p.name: p for p in with_decoys(load_pages(page_folder), decoys)}
     assert pages["a.png"].waldo_boxes.tolist() == [[20, 30, 36, 50]]
     assert pages["a.png"].decoy_boxes.tolist() == [[96, 66, 120, 94]]

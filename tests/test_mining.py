@@ -3,10 +3,10 @@ import itertools
 import numpy as np
 import pytest
 
+from waldo_pl.callbacks.mining import window_peaks
 from waldo_pl.data.crops import CropStream
 from waldo_pl.data.datamodule import WaldoDataModule
 from waldo_pl.data.page import Page
-from waldo_pl.callbacks.mining import window_peaks
 
 PANEL = 64
 LOOK_ALIKE = (180, 180, 200, 200)  # x1, y1, x2, y2
@@ -56,8 +56,15 @@ def test_mined_weights_travel_in_the_datamodule_state(page_folder):
 
     dm = fresh()
     stream = dm.crop_stream
-    grids = {w: [np.random.default_rng(i).random(window_peaks(np.zeros((p.height, p.width), np.float32), w).shape).astype(np.float16)
-                 for i, p in enumerate(stream.pages)] for w in stream.free_windows}
+    grids = {
+        w: [
+            np.random.default_rng(i)
+            .random(window_peaks(np.zeros((p.height, p.width), np.float32), w).shape)
+            .astype(np.float16)
+            for i, p in enumerate(stream.pages)
+        ]
+        for w in stream.free_windows
+    }
     stream.set_hardness(grids, boost=5.0)
     state = dm.state_dict()
     restored = fresh()
@@ -69,15 +76,27 @@ def test_mined_weights_travel_in_the_datamodule_state(page_folder):
 def test_mining_runs_inside_training_and_logs_the_look_alike_peak(page_folder, tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from waldo_pl.cli import CONF_DIR
+    from waldo_pl import CONF_DIR
     from waldo_pl.training import train
 
-    overrides = [f"data.root={page_folder}", "data.panel=64", "data.batch_size=2", "data.steps_per_epoch=1",
-                 "data.val_pages=[b.jpg]", "trainer.max_epochs=2", "trainer.accelerator=cpu", "logger=none",
-                 "callbacks=mining", "callbacks.hard_negative_mining.every_n_epochs=1", f"paths.output_dir={tmp_path}", "~second_stage"]
+    overrides = [
+        f"data.root={page_folder}",
+        "data.panel=64",
+        "data.batch_size=2",
+        "data.steps_per_epoch=1",
+        "data.val_pages=[b.jpg]",
+        "trainer.max_epochs=2",
+        "trainer.accelerator=cpu",
+        "logger=none",
+        "callbacks=mining",
+        "callbacks.hard_negative_mining.every_n_epochs=1",
+        f"paths.output_dir={tmp_path}",
+        "~second_stage",
+    ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         metrics = train(compose("train", overrides=overrides))
     assert 0.0 <= metrics["train/look_alike_peak"] <= 1.0
     import torch
+
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert "hardness" in state["WaldoDataModule"]  # a resumed run keeps drawing the mined negatives

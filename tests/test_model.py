@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from waldo_pl.errors import UserError
 from waldo_pl.models.module import WaldoSegmenter, balanced_class_weights
 from waldo_pl.models.tutorial_net import TutorialNet
-from waldo_pl.errors import UserError
 
 
 def test_tutorial_net_has_the_tutorials_size_and_shape():
@@ -85,7 +85,9 @@ def test_waldo_pixels_per_crop_makes_a_small_waldo_count_as_much_as_a_big_one():
         logits = torch.zeros(2, 2, 8, 8)
         logits[:, 0] = 3.0  # confident background everywhere
         logits.requires_grad_(True)
-        WaldoSegmenter(TutorialNet(), optimizer=torch.optim.Adam, class_weights=[1.0, 3.0], **settings).loss(logits, target).backward()
+        WaldoSegmenter(TutorialNet(), optimizer=torch.optim.Adam, class_weights=[1.0, 3.0], **settings).loss(
+            logits, target
+        ).backward()
         pull = (logits.grad.abs().sum(1) * (target == 1)).sum(dim=(1, 2))
         return float(pull[0] / pull[1])
 
@@ -97,10 +99,10 @@ def test_waldo_pixels_per_crop_makes_a_small_waldo_count_as_much_as_a_big_one():
 
 @pytest.mark.parametrize("weights", ["initial", "bundled"])
 def test_the_fast_inference_graph_gives_the_networks_log_odds(weights):
-    from waldo_pl.weights import bundled_model
     from waldo_pl.models.checkpoint import load_network
     from waldo_pl.models.fast_graph import fast_graph
     from waldo_pl.models.outputs import waldo_log_odds
+    from waldo_pl.weights import bundled_model
 
     torch.manual_seed(0)
     net = TutorialNet().eval() if weights == "initial" else load_network(bundled_model())

@@ -78,9 +78,9 @@ def test_a_photo_stored_sideways_reads_upright(tmp_path, orientation):
 
 
 def test_a_sideways_jpeg_is_searched_upright_and_answered_in_upright_pixels(tmp_path):
-    import torch
 
     from test_predict import RedFinder
+
     from waldo_pl.inference.predict import answer_page
     from waldo_pl.inference.search import SearchSettings
 

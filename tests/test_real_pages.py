@@ -3,8 +3,8 @@
 import itertools
 
 import pytest
-
 from conftest import shared_pages_or_skip
+
 from waldo_pl.data.crops import CropStream
 from waldo_pl.data.formats import load_pages
 
@@ -42,7 +42,7 @@ def test_both_shared_collections_load_as_one_set_of_pages():
 def test_photo_folds_leave_one_spread_out_with_its_scan():
     from omegaconf import OmegaConf
 
-    from waldo_pl.cli import CONF_DIR
+    from waldo_pl import CONF_DIR
     from waldo_pl.data.datamodule import split_pages
     from waldo_pl.data.formats import load_collections, read_groups
 
@@ -52,8 +52,10 @@ def test_photo_folds_leave_one_spread_out_with_its_scan():
     cfg = OmegaConf.load(CONF_DIR / "data" / "photo_folds.yaml")
     pages = load_collections([root / "waldo", root / "waldo-dm", root / "waldo-photos"])
     groups = read_groups(root / "waldo-photos" / "scenes.csv")
-    held = [[p.name for p in split_pages(pages, folds=cfg.folds, fold=k, groups=groups, groups_only=cfg.groups_only)[1]]
-            for k in range(cfg.folds)]
+    held = [
+        [p.name for p in split_pages(pages, folds=cfg.folds, fold=k, groups=groups, groups_only=cfg.groups_only)[1]]
+        for k in range(cfg.folds)
+    ]
     photos = [sorted(n for n in fold if n.startswith("webcam_")) for fold in held]
     assert sorted(n for fold in photos for n in fold) == sorted(p.name for p in pages if p.name.startswith("webcam_"))
     assert all(len(fold) == 6 and len({groups[n] for n in fold}) == 1 for fold in photos)  # one spread a fold
@@ -66,7 +68,7 @@ def test_photo_folds_leave_one_spread_out_with_its_scan():
 def test_the_projects_decoys_frame_a_waldo_printed_outside_the_scene_of_a_shared_page():
     """conf/data/decoys.csv: each row fits a shared page of its size; pages 8 and 10 lose the stamp their labels mark
     as Waldo and keep the scene's Waldo; the other decoys leave every label as it was."""
-    from waldo_pl.cli import CONF_DIR
+    from waldo_pl import CONF_DIR
     from waldo_pl.data.formats import load_collections, read_decoys, with_decoys
 
     root = shared_pages_or_skip().parent

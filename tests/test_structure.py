@@ -5,13 +5,12 @@ import json
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import pytest
 import torch
+from conftest import draw_page, write_csv
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from conftest import draw_page, write_csv
 from waldo_pl.callbacks import PageValidation
 from waldo_pl.crossval.rescore import Rescoring, rescored_pages
 from waldo_pl.data.datamodule import collate_pages
@@ -40,16 +39,29 @@ def test_imports_point_one_way(path):
     imports = imported_modules(path)
     assert not {"train", "predict"} & imports, "the package never imports an entry script"
     if path.parent.name == "models":
-        assert not [m for m in imports if m.startswith(("waldo_pl.inference", "waldo_pl.callbacks", "waldo_pl.training"))]
+        assert not [
+            m for m in imports if m.startswith(("waldo_pl.inference", "waldo_pl.callbacks", "waldo_pl.training"))
+        ]
     if path.parent.name == "inference":
-        assert not [m for m in imports if m.startswith(("lightning", "waldo_pl.callbacks", "waldo_pl.training", "waldo_pl.models.module"))]
+        assert not [
+            m
+            for m in imports
+            if m.startswith(("lightning", "waldo_pl.callbacks", "waldo_pl.training", "waldo_pl.models.module"))
+        ]
     if path.parent.name == "data":  # pages and crops come first: they know nothing of the networks or the search
-        assert not [m for m in imports if m.startswith("waldo_pl.") and not m.startswith(("waldo_pl.data", "waldo_pl.errors", "waldo_pl.files"))]
+        assert not [
+            m
+            for m in imports
+            if m.startswith("waldo_pl.") and not m.startswith(("waldo_pl.data", "waldo_pl.errors", "waldo_pl.files"))
+        ]
 
 
 def package_imports() -> dict[str, set[str]]:
     """Each module of the package and the package's modules it imports (at the top or inside a function)."""
-    files = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p for p in PACKAGE.rglob("*.py")}
+    files = {
+        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in PACKAGE.rglob("*.py")
+    }
     return {name: (imported_modules(path) & set(files)) - {name} for name, path in files.items()}
 
 
@@ -74,15 +86,26 @@ def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint
     write_csv(tmp_path / "annotations.csv", rows)
     pages = load_pages(tmp_path)
 
-    predicted = predict(img=str(tmp_path / "images"), ckpt=str(trained_checkpoint), output_dir=str(tmp_path / "out"), scales=[1.0],
-                        flip=False, backend="torch")
+    predicted = predict(
+        img=str(tmp_path / "images"),
+        ckpt=str(trained_checkpoint),
+        output_dir=str(tmp_path / "out"),
+        scales=[1.0],
+        flip=False,
+        backend="torch",
+    )
     by_predict = {a.image.name: (a.spots[0].x, a.spots[0].y) for a in predicted}
 
     validation = PageValidation(pictures=False)
     module = WaldoSegmenter(load_network(trained_checkpoint), optimizer=torch.optim.Adam, class_weights=[1, 3])
     bf16 = use_bf16("auto", torch.device("cpu"))
-    L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[validation],
-              precision="bf16-mixed" if bf16 else 32).validate(module, DataLoader(pages, batch_size=1, collate_fn=collate_pages), verbose=False)
+    L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[validation],
+        precision="bf16-mixed" if bf16 else 32,
+    ).validate(module, DataLoader(pages, batch_size=1, collate_fn=collate_pages), verbose=False)
     by_validation = {r["page"]: (r["x"], r["y"]) for r in validation.page_results}
 
     run = tmp_path / "run"
@@ -101,8 +124,11 @@ def test_importing_predict_loads_neither_lightning_nor_pytorch_nor_scipy():
     import subprocess
     import sys
 
-    script = "import sys, waldo_pl.inference.predict; print(sorted({'lightning', 'torchvision', 'torch', 'scipy', 'skimage'} & set(sys.modules)))"
-    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True).stdout
+    heavy = "{'lightning', 'torchvision', 'torch', 'scipy', 'skimage'}"
+    script = f"import sys, waldo_pl.inference.predict; print(sorted({heavy} & set(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert loaded.strip() == "[]"
 
 
@@ -118,10 +144,20 @@ def test_the_python_api_and_predict_py_search_alike_when_given_no_settings(train
     page = tmp_path / "page.png"
     Image.fromarray(draw_page(176, 208, [(120, 60, 136, 80)], seed=5)).save(page)
     predict(img=str(page), ckpt=str(trained_checkpoint), output_dir=str(tmp_path / "api"))
-    result = subprocess.run([sys.executable, "predict.py", f"img={page}", f"ckpt={trained_checkpoint}", f"output_dir={tmp_path / 'cli'}"],
-                            cwd=PACKAGE.parent, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "predict.py", f"img={page}", f"ckpt={trained_checkpoint}", f"output_dir={tmp_path / 'cli'}"],
+        cwd=PACKAGE.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     api, cli = (json.loads((tmp_path / side / "page.json").read_text()) for side in ("api", "cli"))
     assert api == cli and len(api["candidates"]) == PREDICT.candidates
     config = PredictConfig()
-    assert (tuple(config.scales), config.flip, config.threshold, config.merge) == (PREDICT.scales, PREDICT.flip, PREDICT.threshold, PREDICT.merge)
+    assert (tuple(config.scales), config.flip, config.threshold, config.merge) == (
+        PREDICT.scales,
+        PREDICT.flip,
+        PREDICT.threshold,
+        PREDICT.merge,
+    )

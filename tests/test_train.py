@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import draw_page, write_csv
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from conftest import draw_page, write_csv
-from waldo_pl.cli import CONF_DIR
+from waldo_pl import CONF_DIR
 from waldo_pl.crossval.rescore import Rescoring
 from waldo_pl.crossval.table import fold_table
 from waldo_pl.errors import UserError
@@ -22,7 +22,14 @@ from waldo_pl.models.tutorial_net import TutorialNet
 from waldo_pl.training import train
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["experiment=tutorial", "data.panel=64", "data.batch_size=4", "data.steps_per_epoch=2", "trainer.accelerator=cpu", "trainer.devices=1"]
+SMALL = [
+    "experiment=tutorial",
+    "data.panel=64",
+    "data.batch_size=4",
+    "data.steps_per_epoch=2",
+    "trainer.accelerator=cpu",
+    "trainer.devices=1",
+]
 
 
 def config(tmp_path, *overrides):
@@ -32,7 +39,9 @@ def config(tmp_path, *overrides):
 
 def run_train(*args, timeout=300):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "train.py", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "train.py", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.fixture
@@ -55,7 +64,13 @@ def learnable_pages(tmp_path) -> Path:
 
 
 def test_fast_dev_run_of_train_py(page_folder, tmp_path):
-    result = run_train(*SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", f"paths.log_dir={tmp_path}", "trainer.fast_dev_run=true")
+    result = run_train(
+        *SMALL,
+        f"data.root={page_folder}",
+        "data.val_pages=[b.jpg]",
+        f"paths.log_dir={tmp_path}",
+        "trainer.fast_dev_run=true",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 validation pages (b.jpg)" in result.stderr + result.stdout
 
@@ -63,12 +78,28 @@ def test_fast_dev_run_of_train_py(page_folder, tmp_path):
 def test_tensorboard_gets_curves_pictures_and_hyperparameters(page_folder, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = config(tmp_path, *SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", "trainer.max_epochs=2",
-                 "trainer.check_val_every_n_epoch=1", "model.preview_every_n_epochs=1", "trainer.log_every_n_steps=1")
+    cfg = config(
+        tmp_path,
+        *SMALL,
+        f"data.root={page_folder}",
+        "data.val_pages=[b.jpg]",
+        "trainer.max_epochs=2",
+        "trainer.check_val_every_n_epoch=1",
+        "model.preview_every_n_epochs=1",
+        "trainer.log_every_n_steps=1",
+    )
     train(cfg)
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0}).Reload()
     scalars, images = set(events.Tags()["scalars"]), set(events.Tags()["images"])
-    assert {"train/loss_step", "train/loss_epoch", "train/pixel_accuracy", "val/loss", "val/hit_rate", "val/distance", "lr-Adam"} <= scalars
+    assert {
+        "train/loss_step",
+        "train/loss_epoch",
+        "train/pixel_accuracy",
+        "val/loss",
+        "val/hit_rate",
+        "val/distance",
+        "lr-Adam",
+    } <= scalars
     assert {"train/crop_target_prediction", "val/b.jpg"} <= images
     assert len(events.Images("train/crop_target_prediction")) == 2
     page = events.Images("val/b.jpg")[-1]
@@ -78,19 +109,32 @@ def test_tensorboard_gets_curves_pictures_and_hyperparameters(page_folder, tmp_p
 
 def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     cfg = config(
-        tmp_path, f"data.root={learnable_pages}", "data.val_pages=[p6.png,p7.png]", "data.panel=64",
-        "data.batch_size=8", "data.steps_per_epoch=25", "data.prop=0.5", "trainer.max_epochs=6",
-        "trainer.accelerator=cpu", "trainer.check_val_every_n_epoch=6", "model.class_weights=[1,4]",
-        "model.preview_every_n_epochs=0", "logger=none", "seed=2",
+        tmp_path,
+        f"data.root={learnable_pages}",
+        "data.val_pages=[p6.png,p7.png]",
+        "data.panel=64",
+        "data.batch_size=8",
+        "data.steps_per_epoch=25",
+        "data.prop=0.5",
+        "trainer.max_epochs=6",
+        "trainer.accelerator=cpu",
+        "trainer.check_val_every_n_epoch=6",
+        "model.class_weights=[1,4]",
+        "model.preview_every_n_epochs=0",
+        "logger=none",
+        "seed=2",
     )
-    from hydra.utils import instantiate
     import lightning as L
+    from hydra.utils import instantiate
 
     # the weights that training starts from (seed 2: untrained, they miss both validation Waldos)
     L.seed_everything(cfg.seed)
-    before = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[instantiate(cfg.callbacks.page_validation)]).validate(
-        instantiate(cfg.model), datamodule=instantiate(cfg.data), verbose=False
-    )[0]
+    before = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[instantiate(cfg.callbacks.page_validation)],
+    ).validate(instantiate(cfg.model), datamodule=instantiate(cfg.data), verbose=False)[0]
     start = time.perf_counter()
     metrics = train(cfg)
     wall = time.perf_counter() - start
@@ -106,38 +150,65 @@ def test_a_short_run_learns_to_find_the_drawn_waldo(learnable_pages, tmp_path):
     assert "Mean confidence of hits" in table
     # the last checkpoint searches the held-out pages again, as predict.py would, and finds the same
     assert rows(fold_table(tmp_path, Rescoring.searching([1.0]), data_root=learnable_pages))[2:] == rows(table)[2:]
-    assert "2/2" in rows(fold_table(tmp_path, Rescoring.searching(flip=True), data_root=learnable_pages, keep=tmp_path / "answers.json"))[-1]
+    assert (
+        "2/2"
+        in rows(
+            fold_table(
+                tmp_path, Rescoring.searching(flip=True), data_root=learnable_pages, keep=tmp_path / "answers.json"
+            )
+        )[-1]
+    )
     kept = json.loads((tmp_path / "answers.json").read_text())  # the answers searched again, to study without searching
     assert [(p["page"], p["hit"], p["run"]) for p in kept] == [("p6.png", 1, "run"), ("p7.png", 1, "run")]
-    assert all(p["first_stage_log_odds"] >= p["log_odds"] - 1e-3 for p in kept)  # no second stage: the same number, unrounded
+    assert all(
+        p["first_stage_log_odds"] >= p["log_odds"] - 1e-3 for p in kept
+    )  # no second stage: the same number, unrounded
     with pytest.raises(UserError, match="no such folder"):
         fold_table(tmp_path, Rescoring.searching([1.0, 2.0]), data_root=tmp_path / "nowhere")
 
 
 def test_validation_searches_the_mirrored_page_too_when_told(learnable_pages, tmp_path, monkeypatch):
-    """callbacks.page_validation.flip=true validates as predict.py searches by default: each page twice as many times."""
-    from hydra.utils import instantiate
+    """callbacks.page_validation.flip=true validates as predict.py searches by default: each page searched twice."""
     import lightning as L
+    from hydra.utils import instantiate
 
     from waldo_pl.inference import heatmap
 
     images, searched = {}, heatmap.page_log_odds
     for flip in ("false", "true"):
-        cfg = config(tmp_path, f"data.root={learnable_pages}", "data.val_pages=[p6.png,p7.png]", "data.panel=64",
-                     "trainer.accelerator=cpu", "logger=none", f"callbacks.page_validation.flip={flip}",
-                     "callbacks.page_validation.pictures=false")
+        cfg = config(
+            tmp_path,
+            f"data.root={learnable_pages}",
+            "data.val_pages=[p6.png,p7.png]",
+            "data.panel=64",
+            "trainer.accelerator=cpu",
+            "logger=none",
+            f"callbacks.page_validation.flip={flip}",
+            "callbacks.page_validation.pictures=false",
+        )
         callback, module = instantiate(cfg.callbacks.page_validation), instantiate(cfg.model)
         seen = []
-        monkeypatch.setattr(heatmap, "page_log_odds", lambda net, page, **kwargs: seen.append(page.shape) or searched(net, page, **kwargs))
+        monkeypatch.setattr(
+            heatmap,
+            "page_log_odds",
+            lambda net, page, seen=seen, **kwargs: seen.append(page.shape) or searched(net, page, **kwargs),
+        )
         L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[callback]).validate(
-            module, datamodule=instantiate(cfg.data), verbose=False)
+            module, datamodule=instantiate(cfg.data), verbose=False
+        )
         images[flip] = len(seen)
         assert [p["page"] for p in callback.page_results] == ["p6.png", "p7.png"]
     assert images["false"] == 2 and images["true"] == 4
 
 
 def test_resuming_from_a_checkpoint_continues_exactly(page_folder, tmp_path):
-    common = [*SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", "trainer.check_val_every_n_epoch=1", "logger=none"]
+    common = [
+        *SMALL,
+        f"data.root={page_folder}",
+        "data.val_pages=[b.jpg]",
+        "trainer.check_val_every_n_epoch=1",
+        "logger=none",
+    ]
     train(config(tmp_path / "straight", *common, "trainer.max_epochs=3"))
     train(config(tmp_path / "first", *common, "trainer.max_epochs=2"))
     stopped = tmp_path / "first" / "run" / "checkpoints" / "last.ckpt"
@@ -155,8 +226,16 @@ def test_resuming_from_a_checkpoint_continues_exactly(page_folder, tmp_path):
 def test_a_compiled_network_trains_and_its_checkpoint_is_the_networks_own(page_folder, tmp_path):
     from waldo_pl.models.checkpoint import network_from, read_checkpoint
 
-    cfg = config(tmp_path, *SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", "trainer.max_epochs=1",
-                 "model.compile=true", "logger=none", "trainer.check_val_every_n_epoch=1")
+    cfg = config(
+        tmp_path,
+        *SMALL,
+        f"data.root={page_folder}",
+        "data.val_pages=[b.jpg]",
+        "trainer.max_epochs=1",
+        "model.compile=true",
+        "logger=none",
+        "trainer.check_val_every_n_epoch=1",
+    )
     metrics = train(cfg)
     assert np.isfinite(metrics["train/loss_epoch"]) and "val/hit_rate" in metrics
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -166,9 +245,7 @@ def test_a_compiled_network_trains_and_its_checkpoint_is_the_networks_own(page_f
     assert all(torch.equal(loaded.state_dict()[k], state[f"net.{k}"]) for k in loaded.state_dict())
 
 
-@pytest.mark.parametrize(
-    "group", sorted(str(p.relative_to(CONF_DIR)) for p in CONF_DIR.rglob("*") if p.is_dir())
-)
+@pytest.mark.parametrize("group", sorted(str(p.relative_to(CONF_DIR)) for p in CONF_DIR.rglob("*") if p.is_dir()))
 def test_every_option_of_every_group_composes(group, tmp_path):
     for option in sorted((CONF_DIR / group).glob("*.yaml")):
         cfg = config(tmp_path, f"{group}={option.stem}")
@@ -209,8 +286,17 @@ def test_a_short_seeded_run_learns_alike_in_float32_and_bf16(page_folder, tmp_pa
     losses within bf16's rounding of each other (bf16 keeps 8 bits of mantissa)."""
     losses = {}
     for precision in ("32-true", "bf16-mixed"):
-        cfg = config(tmp_path / precision, *SMALL, f"data.root={page_folder}", "data.val_pages=[b.jpg]", "trainer.max_epochs=3",
-                     "trainer.check_val_every_n_epoch=10", "logger=none", "callbacks=none", f"trainer.precision={precision}")
+        cfg = config(
+            tmp_path / precision,
+            *SMALL,
+            f"data.root={page_folder}",
+            "data.val_pages=[b.jpg]",
+            "trainer.max_epochs=3",
+            "trainer.check_val_every_n_epoch=10",
+            "logger=none",
+            "callbacks=none",
+            f"trainer.precision={precision}",
+        )
         losses[precision] = train(cfg)["train/loss_epoch"]
     assert losses["bf16-mixed"] != losses["32-true"]  # each ran in its own precision
     assert losses["bf16-mixed"] == pytest.approx(losses["32-true"], rel=0.05)
@@ -220,18 +306,32 @@ def test_experiment_long_is_fast_twice_as_long_at_four_zooms(tmp_path):
     fast, long = config(tmp_path, "experiment=fast"), config(tmp_path, "experiment=long")
     assert list(long.data.zooms) == [0.8, 1.0, 1.25, 1.6] and list(fast.data.zooms) == [1.0]
     assert long.model.scheduler.T_max == long.trainer.max_epochs == 2 * fast.trainer.max_epochs
-    assert long.task_name == "long" and long.data.panel == fast.data.panel and long.model.class_weights == fast.model.class_weights
+    assert (
+        long.task_name == "long"
+        and long.data.panel == fast.data.panel
+        and long.model.class_weights == fast.model.class_weights
+    )
 
 
 def test_ddp_on_two_cpu_processes_gives_each_rank_its_own_crops(page_folder, tmp_path):
     result = run_train(
-        *SMALL[:4], f"data.root={page_folder}", "data.val_pages=[b.jpg]", f"paths.log_dir={tmp_path}",
-        "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.precision=32", "trainer.max_epochs=1",
-        "logger=none", "callbacks=none",
+        *SMALL[:4],
+        f"data.root={page_folder}",
+        "data.val_pages=[b.jpg]",
+        f"paths.log_dir={tmp_path}",
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        "trainer.precision=32",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "callbacks=none",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     logs = "".join(p.read_text() for p in tmp_path.rglob("*.log"))
-    checksums = dict(line.split(": first batch checksum ") for line in logs.splitlines() if "first batch checksum" in line)
+    checksums = dict(
+        line.split(": first batch checksum ") for line in logs.splitlines() if "first batch checksum" in line
+    )
     ranks = {key.split(" - ")[-1]: value for key, value in checksums.items()}
     assert set(ranks) == {"rank 0 of 2", "rank 1 of 2"}
     assert ranks["rank 0 of 2"] != ranks["rank 1 of 2"]

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from waldo_pl.data.page import image_size, read_image
 from waldo_pl.errors import UserError, exits_cleanly
@@ -33,8 +32,16 @@ MAX_PIXELS = 100_000_000  # a page over this is refused before it is decoded: a 
 SCALE_CHOICES = ["1.0", "1.25", "1.5", "2.0"]
 
 
-def find(net, path: str | None, scales: list[str], candidates: int, flip: bool = PREDICT.flip, bf16: bool = False,
-         max_pixels: int = MAX_PIXELS, stage: SecondStage | None = None) -> tuple:
+def find(
+    net,
+    path: str | None,
+    scales: list[str],
+    candidates: int,
+    flip: bool = PREDICT.flip,
+    bf16: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    stage: SecondStage | None = None,
+) -> tuple:
     """One page through the search: (result picture, candidate gallery, heatmap overlay, answer text), the page
     searched at `scales` and, with `flip`, mirrored too (predict.py's defaults). A page that cannot be searched
     gives no pictures and the reason, starting with 'error:'."""
@@ -47,10 +54,17 @@ def find(net, path: str | None, scales: list[str], candidates: int, flip: bool =
         except Exception:
             raise UserError("not an image this app can read; upload a JPEG, PNG, TIFF, BMP, GIF or WebP page") from None
         if width * height > max_pixels:
-            raise UserError(f"the page is {width}x{height} px, over this app's {max_pixels // 1_000_000} Mpx; "
-                            "shrink it, or use predict.py, which tiles huge pages")
-        settings = dataclasses.replace(PREDICT, scales=tuple(float(s) for s in scales or ONE_PASS.scales),
-                                       candidates=int(candidates), flip=bool(flip), bf16=bf16)
+            raise UserError(
+                f"the page is {width}x{height} px, over this app's {max_pixels // 1_000_000} Mpx; "
+                "shrink it, or use predict.py, which tiles huge pages"
+            )
+        settings = dataclasses.replace(
+            PREDICT,
+            scales=tuple(float(s) for s in scales or ONE_PASS.scales),
+            candidates=int(candidates),
+            flip=bool(flip),
+            bf16=bf16,
+        )
         start = time.perf_counter()
         page = read_image(path)
         log_odds, spots = search(net, page, settings, stage)
@@ -63,10 +77,14 @@ def find(net, path: str | None, scales: list[str], candidates: int, flip: bool =
         return None, [], None, f"error: {name}: could not be searched ({type(err).__name__}); try another page"
     best = spots[0]
     box = "no box above the threshold" if best.box is None else f"box {list(best.box)}"
-    gallery = [(np.asarray(zoomed(page, s, 240, (255, 160, 0))[0]), f"#{i} {100 * s.confidence:.1f}% at ({s.x}, {s.y})")
-               for i, s in enumerate(spots[1:], start=2)]
-    answer = (f"**Waldo at ({best.x}, {best.y})**, confidence {100 * best.confidence:.1f}%, {box}, "
-              f"on a {page.shape[1]}x{page.shape[0]} page, found in {seconds:.2f} s")
+    gallery = [
+        (np.asarray(zoomed(page, s, 240, (255, 160, 0))[0]), f"#{i} {100 * s.confidence:.1f}% at ({s.x}, {s.y})")
+        for i, s in enumerate(spots[1:], start=2)
+    ]
+    answer = (
+        f"**Waldo at ({best.x}, {best.y})**, confidence {100 * best.confidence:.1f}%, {box}, "
+        f"on a {page.shape[1]}x{page.shape[0]} page, found in {seconds:.2f} s"
+    )
     return result_picture(page, spots), gallery, heatmap_overlay(page, log_odds), answer
 
 
@@ -78,24 +96,41 @@ def page_choices(pages: Path | None) -> list[str]:
     return sorted(str(p) for p in pages.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def build_app(net, pages: list[str] = (), bf16: bool = False, title: str = "Find Waldo",
-              stage: SecondStage | None = None):
+def build_app(
+    net, pages: list[str] = (), bf16: bool = False, title: str = "Find Waldo", stage: SecondStage | None = None
+):
     """The Gradio Blocks page around one loaded model (its first stage, and its second where it has one)."""
     import gradio as gr
 
     with gr.Blocks(title=title) as app:
-        gr.Markdown(f"# {title}\nDrop a page of a *Where's Waldo?* book, or pick one; the network marks where it "
-                    "thinks Waldo is and shows the next best candidates to check it against.")
+        gr.Markdown(
+            f"# {title}\nDrop a page of a *Where's Waldo?* book, or pick one; the network marks where it "
+            "thinks Waldo is and shows the next best candidates to check it against."
+        )
         with gr.Row():
             with gr.Column(scale=1):
                 # any file: this app, not the browser, says what is wrong with one that is not a page
                 upload = gr.File(label="Page (JPEG, PNG, TIFF, ...)", type="filepath", elem_id="page-upload")
-                chosen = gr.Dropdown(choices=[(Path(p).name, p) for p in pages], value=None, label="or one of the pages",
-                                     visible=bool(pages), elem_id="page-choice")
-                scales = gr.CheckboxGroup(SCALE_CHOICES, value=[str(s) for s in PREDICT.scales], label="scales searched (more: slower, finds smaller Waldos)")
-                flip = gr.Checkbox(value=PREDICT.flip, label="search the mirrored page too (finds more Waldos in photos; twice the time)",
-                                   elem_id="flip")
-                candidates = gr.Slider(0, 8, value=PREDICT.candidates, step=1, label="candidates shown after the answer")
+                chosen = gr.Dropdown(
+                    choices=[(Path(p).name, p) for p in pages],
+                    value=None,
+                    label="or one of the pages",
+                    visible=bool(pages),
+                    elem_id="page-choice",
+                )
+                scales = gr.CheckboxGroup(
+                    SCALE_CHOICES,
+                    value=[str(s) for s in PREDICT.scales],
+                    label="scales searched (more: slower, finds smaller Waldos)",
+                )
+                flip = gr.Checkbox(
+                    value=PREDICT.flip,
+                    label="search the mirrored page too (finds more Waldos in photos; twice the time)",
+                    elem_id="flip",
+                )
+                candidates = gr.Slider(
+                    0, 8, value=PREDICT.candidates, step=1, label="candidates shown after the answer"
+                )
                 button = gr.Button("Find Waldo", variant="primary", elem_id="find")
             with gr.Column(scale=3):
                 answer = gr.Markdown(elem_id="answer")
@@ -115,14 +150,22 @@ def build_app(net, pages: list[str] = (), bf16: bool = False, title: str = "Find
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", type=Path, help="a train.py checkpoint or waldo-export file (default: the bundled model)")
+    parser.add_argument(
+        "--ckpt", type=Path, help="a train.py checkpoint or waldo-export file (default: the bundled model)"
+    )
     parser.add_argument("--pages", type=Path, help="a folder of pages to pick from")
-    parser.add_argument("--host", default="127.0.0.1", help="listen here (default: this machine only; 0.0.0.0 for every address)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="listen here (default: this machine only; 0.0.0.0 for every address)"
+    )
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--accelerator", default="auto", help="auto | cpu | gpu")
     parser.add_argument("--precision", default="auto", help="auto | 32 | bf16")
-    parser.add_argument("--backend", default="auto", help="auto (OpenVINO on a CPU where it is installed) | torch | openvino")
-    parser.add_argument("--first-stage-only", action="store_true", help="answer with the first stage's order, without the second stage")
+    parser.add_argument(
+        "--backend", default="auto", help="auto (OpenVINO on a CPU where it is installed) | torch | openvino"
+    )
+    parser.add_argument(
+        "--first-stage-only", action="store_true", help="answer with the first stage's order, without the second stage"
+    )
     args = parser.parse_args(argv)
     try:
         import gradio  # noqa: F401
@@ -131,7 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pages = page_choices(args.pages)
     ckpt = args.ckpt or bundled_model()
-    net, stage, bf16 = load_for_search(ckpt, args.accelerator, args.precision, args.backend, "--ckpt", not args.first_stage_only)
+    net, stage, bf16 = load_for_search(
+        ckpt, args.accelerator, args.precision, args.backend, "--ckpt", not args.first_stage_only
+    )
     app = build_app(net, pages, bf16, stage=stage)
     app.queue().launch(server_name=args.host, server_port=args.port, show_error=True)
 

@@ -13,8 +13,9 @@ import numpy as np
 from waldo_pl.odds import expit
 
 
-def fit_platt(scores: Sequence[float], right: Sequence[bool], prior: float = 1.0,
-              first_stage: Sequence[float] | None = None) -> tuple[float, ...]:
+def fit_platt(
+    scores: Sequence[float], right: Sequence[bool], prior: float = 1.0, first_stage: Sequence[float] | None = None
+) -> tuple[float, ...]:
     """(a, b) minimising the log-loss of sigmoid(a * score + b) against `right`, with Platt's smoothed targets
     (so that a few pages cannot drive it to 0% or 100%) and a weak pull of `a` towards 1. With `first_stage` (the
     first stage's log-odds at each answer), (a, b, c) for sigmoid(a * score + b + c * first_stage), `c` pulled
@@ -31,12 +32,18 @@ def fit_platt(scores: Sequence[float], right: Sequence[bool], prior: float = 1.0
         return float(np.sum(np.logaddexp(0, z) - target * z) + 0.5 * prior * ((abc[0] - 1) ** 2 + abc[2] ** 2))
 
     start = np.array([1.0, 0.0] if first_stage is None else [1.0, 0.0, 0.0])  # without it, c stays 0
-    fitted = minimize(lambda v: loss(np.pad(v, (0, 3 - len(v)))), start, method="Nelder-Mead",
-                      options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-8}).x
+    fitted = minimize(
+        lambda v: loss(np.pad(v, (0, 3 - len(v)))),
+        start,
+        method="Nelder-Mead",
+        options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-8},
+    ).x
     return tuple(float(v) for v in fitted)
 
 
-def calibrated(scores: Sequence[float], platt: Sequence[float], first_stage: Sequence[float] | None = None) -> np.ndarray:
+def calibrated(
+    scores: Sequence[float], platt: Sequence[float], first_stage: Sequence[float] | None = None
+) -> np.ndarray:
     """sigmoid(a * score + b) for Platt's (a, b); for (a, b, c), sigmoid(a * score + b + c * first_stage), the
     first stage's log-odds at each answer, which such a calibration needs."""
     a, b, *weight = platt
@@ -63,8 +70,10 @@ def described(fitted: dict, confidence: str, platt: Sequence[float]) -> str:
     """What a model's record says of a calibration `fitted` on its `confidence`, composed into `platt`."""
     what = "the answer's share of the candidates' odds" if confidence == "share" else "the second stage's score"
     what += " and the first stage's log-odds there" if len(platt) == 3 else ""
-    return (f"Platt scaling of {what}, fitted on {fitted['pages']} held-out answers ({fitted['hits']} right) of the runs in "
-            f"{fitted['runs']}{searched_as(fitted)}")
+    return (
+        f"Platt scaling of {what}, fitted on {fitted['pages']} held-out answers ({fitted['hits']} right) "
+        f"of the runs in {fitted['runs']}{searched_as(fitted)}"
+    )
 
 
 def searched_as(fitted: dict) -> str:

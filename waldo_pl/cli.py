@@ -17,7 +17,6 @@ from hydra.errors import HydraException, InstantiationException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from waldo_pl import CONF_DIR
 from waldo_pl.errors import UserError, exits_cleanly
 
 _task_started = False

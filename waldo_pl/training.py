@@ -34,7 +34,9 @@ warnings.filterwarnings("ignore", message=".*IterableDataset. has .__len__. defi
 
 def check_accelerator(accelerator: str) -> None:
     if str(accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UserError(f"trainer.accelerator={accelerator}: no CUDA GPU on this machine; use trainer.accelerator=cpu or auto")
+        raise UserError(
+            f"trainer.accelerator={accelerator}: no CUDA GPU on this machine; use trainer.accelerator=cpu or auto"
+        )
 
 
 def instantiate_group(group: DictConfig | None) -> list:
@@ -65,7 +67,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise user_error_from(err) from None
     except MisconfigurationException as err:
         raise UserError(f"trainer: {one_line(err)}") from None
-    Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)  # where the loggers write (Hydra makes it for train.py)
+    Path(cfg.paths.output_dir).mkdir(
+        parents=True, exist_ok=True
+    )  # where the loggers write (Hydra makes it for train.py)
     for logger in loggers:
         logger.log_hyperparams(run_config)
     started = time.perf_counter()
@@ -82,7 +86,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         with validation.reranking_with(second_stage) if validation is not None else contextlib.nullcontext():
             metrics.update(trainer.validate(model, datamodule=datamodule, verbose=False)[0])
         if trainer.is_global_zero and validation is not None:
-            write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics, validation.page_results, trainer, fit_seconds)
+            write_metrics(
+                Path(cfg.paths.output_dir) / "metrics.json", metrics, validation.page_results, trainer, fit_seconds
+            )
     log.info("outputs in %s", cfg.paths.output_dir)
     return metrics
 
@@ -93,8 +99,14 @@ def fit_second_stage_after(cfg: DictConfig, model, datamodule, trainer: L.Traine
     stage = None
     if trainer.is_global_zero:
         settings = OmegaConf.to_container(cfg.second_stage, resolve=True)
-        stage, record = train_second_stage(model.net, datamodule.train_pages, precision=str(trainer.precision), seed=cfg.seed,
-                                           accelerator="gpu" if model.device.type == "cuda" else "cpu", **settings)
+        stage, record = train_second_stage(
+            model.net,
+            datamodule.train_pages,
+            precision=str(trainer.precision),
+            seed=cfg.seed,
+            accelerator="gpu" if model.device.type == "cuda" else "cpu",
+            **settings,
+        )
         store_second_stage(stage, record, sorted(Path(cfg.paths.output_dir, "checkpoints").glob("*.ckpt")))
         log.info("second stage: %s", record)
     return trainer.strategy.broadcast(stage)
@@ -103,8 +115,14 @@ def fit_second_stage_after(cfg: DictConfig, model, datamodule, trainer: L.Traine
 def write_metrics(path: Path, metrics: dict, pages: list[dict], trainer, fit_seconds: float) -> None:
     """The final validation figures and each held-out page's outcome, for cross-validation tables.
     `fit_seconds` is this process's trainer.fit, validation included (a resumed run counts its own part)."""
-    record = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "fit_seconds": round(fit_seconds, 1),
-              "precision": str(trainer.precision), "metrics": metrics, "pages": pages}
+    record = {
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "fit_seconds": round(fit_seconds, 1),
+        "precision": str(trainer.precision),
+        "metrics": metrics,
+        "pages": pages,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, json.dumps(record, indent=2) + "\n")
 
@@ -115,6 +133,8 @@ def optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> float | None
     if name is None:
         return None
     if name not in metrics:
-        log.warning("optimized_metric=%s: this run logged no such metric (it had no validation pages?); returning nothing", name)
+        log.warning(
+            "optimized_metric=%s: this run logged no such metric (it had no validation pages?); returning nothing", name
+        )
         return None
     return metrics[name]

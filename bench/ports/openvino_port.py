@@ -18,7 +18,10 @@ def main(page_path: str, model_path: str, precision: str = "bf16") -> None:
     model = core.compile_model(model_path, "CPU", {"INFERENCE_PRECISION_HINT": precision})
     page = np.asarray(Image.open(page_path).convert("RGB"))
     h, w = page.shape[:2]
-    x = np.pad(page, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="edge").transpose(2, 0, 1)[None].astype(np.float32) / 255
+    x = (
+        np.pad(page, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="edge").transpose(2, 0, 1)[None].astype(np.float32)
+        / 255
+    )
     logits = model(x)[0][0, :, :h, :w]
     log_odds = logits[1] - logits[0]
     y, x = np.unravel_index(int(log_odds.argmax()), log_odds.shape)

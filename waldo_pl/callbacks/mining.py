@@ -10,9 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from waldo_pl.callbacks.page_validation import network_as_searched
 from waldo_pl.data.crops import NEGATIVE_STRIDE, CropStream
 from waldo_pl.errors import UserError
-from waldo_pl.callbacks.page_validation import network_as_searched
 from waldo_pl.inference.search import ONE_PASS, search
 from waldo_pl.models.outputs import probability
 from waldo_pl.precision import is_bf16

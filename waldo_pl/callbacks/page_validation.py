@@ -31,11 +31,19 @@ class PageValidation(L.Callback):
     """Search each validation page whole, at `scales` (merged by `merge`; and mirrored, with `flip`), and log how the
     answer went."""
 
-    def __init__(self, threshold: float | None = None, scales: Sequence[float] | None = None, flip: bool | None = None,
-                 merge: str | None = None, pictures: bool = True):
+    def __init__(
+        self,
+        threshold: float | None = None,
+        scales: Sequence[float] | None = None,
+        flip: bool | None = None,
+        merge: str | None = None,
+        pictures: bool = True,
+    ):
         # the training-time preset (ONE_PASS), each setting given replacing its own; whole pages, never tiles; a bad
         # threshold or scale fails when the callback is built
-        self.settings = with_settings(ONE_PASS, threshold=threshold, scales=scales, flip=flip, merge=merge, max_whole_pixels=1 << 40)
+        self.settings = with_settings(
+            ONE_PASS, threshold=threshold, scales=scales, flip=flip, merge=merge, max_whole_pixels=1 << 40
+        )
         self.pictures = pictures
         self.page_results: list[dict] = []
         self.second_stage = None  # the run's second stage, during reranking_with
@@ -64,7 +72,9 @@ class PageValidation(L.Callback):
         log_odds, spots = search(self.network, page, settings, self.second_stage)
         outcome = page_outcome(spots, boxes)
         target = torch.from_numpy(boxes_to_mask(boxes, *page.shape[:2])).long()[None]
-        loss = module.loss(two_class_logits(torch.from_numpy(log_odds))[None].to(module.device), target.to(module.device))
+        loss = module.loss(
+            two_class_logits(torch.from_numpy(log_odds))[None].to(module.device), target.to(module.device)
+        )
         module.log("val/loss", loss, batch_size=1, sync_dist=True)
         module.log("val/hit_rate", float(outcome["hit"]), batch_size=1, prog_bar=True, sync_dist=True)
         module.log("val/top5_hit_rate", float(outcome["top5_hit"]), batch_size=1, sync_dist=True)

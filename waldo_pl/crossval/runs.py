@@ -44,13 +44,15 @@ def validated_search(configs: list[DictConfig | None]) -> dict | None:
 
 
 def run_roots(run: Path, cfg: DictConfig | None, data_root: Path | None) -> tuple[Path, ...]:
-    """The folders of pages the run trained on: `data_root` if given, else its data.root (the downloaded pages for none)."""
+    """The folders of pages the run trained on: `data_root` if given, else its data.root (none: downloaded pages)."""
     if data_root is None:
         if cfg is None:
             raise UserError(f"{run}: no .hydra/config.yaml to read data.root from; give the pages with --data")
         data_root = cfg.data.get("root")
         data_root = downloaded_pages() if data_root is None else data_root
-    roots = tuple(Path(r) for r in data_root) if isinstance(data_root, (list, tuple, ListConfig)) else (Path(data_root),)
+    roots = (
+        tuple(Path(r) for r in data_root) if isinstance(data_root, (list, tuple, ListConfig)) else (Path(data_root),)
+    )
     for root in roots:
         if not root.is_dir():
             raise UserError(f"{root}: no such folder (the run's data.root); give the pages with --data")
@@ -61,5 +63,7 @@ def downloaded_pages() -> Path:
     """Where train.py put the public pages for runs with data.root unset."""
     root = default_root()
     if not (root / COMPLETE_MARKER).is_file():
-        raise UserError(f"{root}: the runs trained on the downloaded pages, which are not there; run waldo-download or give --data")
+        raise UserError(
+            f"{root}: the runs trained on the downloaded pages, which are not there; run waldo-download or give --data"
+        )
     return root

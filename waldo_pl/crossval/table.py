@@ -8,7 +8,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from waldo_pl.crossval.calibrate import apply_calibration, calibrated_number, cross_fitted_calibration, write_calibration
+from waldo_pl.crossval.calibrate import (
+    apply_calibration,
+    calibrated_number,
+    cross_fitted_calibration,
+    write_calibration,
+)
 from waldo_pl.crossval.rescore import Rescoring, rescored_pages
 from waldo_pl.crossval.runs import fold_and_seed, run_config, run_roots, validated_search
 from waldo_pl.data.formats import collection_of
@@ -17,8 +22,15 @@ from waldo_pl.files import write_text_atomically
 from waldo_pl.inference.report import reliability_table
 
 
-def fold_table(folder: Path, rescoring: Rescoring | None = None, data_root: Path | None = None, calibrate: Path | None = None,
-               calibrated_by: Path | None = None, with_first_stage: bool = False, keep: Path | None = None) -> str:
+def fold_table(
+    folder: Path,
+    rescoring: Rescoring | None = None,
+    data_root: Path | None = None,
+    calibrate: Path | None = None,
+    calibrated_by: Path | None = None,
+    with_first_stage: bool = False,
+    keep: Path | None = None,
+) -> str:
     """The table of every run under `folder`: its held-out answers as it validated them, or searched again as
     `rescoring` says (against the pages in `data_root` if given); with `calibrate`, Platt scaling fitted on the answers
     and written there (weighing the first stage's log-odds too `with_first_stage`); with `calibrated_by`, such a fit's
@@ -26,35 +38,52 @@ def fold_table(folder: Path, rescoring: Rescoring | None = None, data_root: Path
     runs = sorted(folder.rglob("metrics.json"))
     if not runs:
         raise UserError(f"{folder}: no metrics.json below it; point at the output folder of a cross-validation run")
-    lines = ["| run | fold | seed | pages held out | hit rate | top-5 hit rate | median distance (px) | steps | fit time |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| run | fold | seed | pages held out | hit rate | top-5 hit rate | median distance (px) | steps | fit time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     by_seed: dict[str, list] = {}
     scored = []  # (run, config, its held-out pages' outcomes)
     pages_at: dict[tuple, list] = {}  # each data root (with its decoys) read once, not once a fold
     for path in runs:
         record, cfg = json.loads(path.read_text()), run_config(path.parent)
-        pages = record["pages"] if rescoring is None else rescored_pages(path.parent, record, cfg, rescoring, data_root, pages_at)
+        pages = (
+            record["pages"]
+            if rescoring is None
+            else rescored_pages(path.parent, record, cfg, rescoring, data_root, pages_at)
+        )
         fold, seed = fold_and_seed(cfg)
         by_seed.setdefault(seed, []).extend(pages)
         scored.append((path.parent, cfg, pages))
         distances = sorted(p["distance"] for p in pages)
         names = ", ".join(f"{p['page']}{'' if p['hit'] else ' (miss)'}" for p in pages)
-        lines.append(f"| {path.parent.relative_to(folder)} | {fold} | {seed} | {names} | {hit_rates(pages)} | "
-                     f"{distances[len(distances) // 2]:.0f} | {record['steps']} | {minutes(record.get('fit_seconds'))} |")
+        lines.append(
+            f"| {path.parent.relative_to(folder)} | {fold} | {seed} | {names} | {hit_rates(pages)} | "
+            f"{distances[len(distances) // 2]:.0f} | {record['steps']} | {minutes(record.get('fit_seconds'))} |"
+        )
     if len(by_seed) > 1:  # seed also draws the folds: each seed is a cross-validation of its own
-        lines += [f"| seed {seed} | | {seed} | {len(pages)} pages | {hit_rates(pages)} | | | |" for seed, pages in by_seed.items()]
+        lines += [
+            f"| seed {seed} | | {seed} | {len(pages)} pages | {hit_rates(pages)} | | | |"
+            for seed, pages in by_seed.items()
+        ]
     pooled = [p for pages in by_seed.values() for p in pages]
     lines.append(f"| **all** | | | {len(pooled)} pages | {hit_rates(pooled, bold=True)} | | | |")
     lines += collection_rows(scored, data_root)
     if pooled and all("confidence" in p for p in pooled):
         lines += ["", "What the confidence means on the held-out pages:", "", reliability_table(pooled)]
     if keep is not None:  # every held-out answer, its run and fold named, to study without searching again
-        kept = [{**page, "run": str(run.relative_to(folder)), **dict(zip(("fold", "seed"), fold_and_seed(cfg)))}
-                for run, cfg, pages in scored for page in pages]
+        kept = [
+            {**page, "run": str(run.relative_to(folder)), **dict(zip(("fold", "seed"), fold_and_seed(cfg)))}
+            for run, cfg, pages in scored
+            for page in pages
+        ]
         write_text_atomically(keep, json.dumps(kept, indent=1) + "\n")
     if calibrate is not None:
         searched = rescoring.searched() if rescoring is not None else validated_search([cfg for _, cfg, _ in scored])
-        lines += ["", write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched, with_first_stage)]
+        lines += [
+            "",
+            write_calibration(calibrate, pooled, folder, calibrated_number(pooled, folder), searched, with_first_stage),
+        ]
         if len(scored) > 1:
             lines += ["", cross_fitted_calibration(scored, with_first_stage)]
     if calibrated_by is not None:
@@ -87,7 +116,10 @@ def collection_rows(runs: list[tuple[Path, DictConfig | None, list[dict]]], data
             by_collection.setdefault(names_at[roots].get(page["page"], "?"), []).append(page)
     if len(by_collection) < 2:
         return []
-    return [f"| {name} | | | {len(pages)} pages | {hit_rates(pages)} | | | |" for name, pages in sorted(by_collection.items())]
+    return [
+        f"| {name} | | | {len(pages)} pages | {hit_rates(pages)} | | | |"
+        for name, pages in sorted(by_collection.items())
+    ]
 
 
 def minutes(seconds: float | None) -> str:

@@ -6,9 +6,15 @@ or the crop stream's torchvision transforms."""
 import importlib
 
 _HOMES = {
-    "CropLoader": "crops", "CropStream": "crops", "WaldoDataModule": "datamodule",
-    "load_csv": "formats", "load_npy": "formats", "load_pages": "formats", "load_voc": "formats",
-    "Page": "page", "read_image": "page",
+    "CropLoader": "crops",
+    "CropStream": "crops",
+    "WaldoDataModule": "datamodule",
+    "load_csv": "formats",
+    "load_npy": "formats",
+    "load_pages": "formats",
+    "load_voc": "formats",
+    "Page": "page",
+    "read_image": "page",
 }
 __all__ = sorted(_HOMES)
 

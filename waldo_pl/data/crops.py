@@ -36,8 +36,7 @@ def waldo_free_corners(mask: np.ndarray, window: int, stride: int = NEGATIVE_STR
     xs = np.arange(0, mask.shape[1] - window + 1, stride)
     y0, x0 = ys[:, None], xs[None, :]
     inside = (
-        integral[y0 + window, x0 + window] - integral[y0, x0 + window]
-        - integral[y0 + window, x0] + integral[y0, x0]
+        integral[y0 + window, x0 + window] - integral[y0, x0 + window] - integral[y0 + window, x0] + integral[y0, x0]
     )
     free_y, free_x = np.nonzero(inside == 0)
     return np.stack([ys[free_y], xs[free_x]], axis=1).astype(np.int32)
@@ -99,7 +98,10 @@ class CropStream(IterableDataset):
         self.corner_cdfs: dict[int, list[np.ndarray | None]] = {w: [None] * len(self.pages) for w in self.windows}
         self.hardness: dict[int, list[np.ndarray]] = {}
         if prop < 1 and not self.free_windows:
-            raise UserError(f"no training page has a Waldo-free {min(self.windows)}x{min(self.windows)} window; add pages, or set data.prop=1")
+            raise UserError(
+                f"no training page has a Waldo-free {min(self.windows)}x{min(self.windows)} window; "
+                "add pages, or set data.prop=1"
+            )
 
     def rng(self) -> np.random.Generator:
         worker = get_worker_info()
@@ -125,14 +127,20 @@ class CropStream(IterableDataset):
             page_index = rng.choice(len(self.pages), p=self.free_page_weights[win])
             page = self.pages[page_index]
             corners, cdf = self.free_corners[win][page_index], self.corner_cdfs[win][page_index]
-            pick = rng.integers(len(corners)) if cdf is None else np.searchsorted(cdf, rng.random() * cdf[-1], side="right")
+            pick = (
+                rng.integers(len(corners))
+                if cdf is None
+                else np.searchsorted(cdf, rng.random() * cdf[-1], side="right")
+            )
             y0, x0 = corners[min(pick, len(corners) - 1)]
         image = page.image[y0 : y0 + win, x0 : x0 + win]
         crop = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
         # The target is Waldo's head: a head-and-body box (the photos') is cut to its top (page.head_boxes).
         boxes = np.clip(self.head_boxes[page_index] - [x0, y0, x0, y0], 0, win) if with_waldo else np.zeros((0, 4))
         if win != self.panel:
-            crop = F.interpolate(crop[None], size=(self.panel, self.panel), mode="bilinear", antialias=True, align_corners=False)[0]
+            crop = F.interpolate(
+                crop[None], size=(self.panel, self.panel), mode="bilinear", antialias=True, align_corners=False
+            )[0]
             boxes = np.round(boxes * (self.panel / win)).astype(np.int64)
         target = torch.from_numpy(boxes_to_mask(boxes, self.panel, self.panel)).long()
         if rng.random() < 0.5:
@@ -150,7 +158,9 @@ class CropStream(IterableDataset):
         for w in self.free_windows:
             totals = []
             for i, (corners, grid) in enumerate(zip(self.free_corners[w], hardness[w])):
-                weights = 1.0 + boost * grid[corners[:, 0] // NEGATIVE_STRIDE, corners[:, 1] // NEGATIVE_STRIDE].astype(np.float64)
+                weights = 1.0 + boost * grid[corners[:, 0] // NEGATIVE_STRIDE, corners[:, 1] // NEGATIVE_STRIDE].astype(
+                    np.float64
+                )
                 self.corner_cdfs[w][i] = np.cumsum(weights) if len(corners) else None
                 totals.append(weights.sum())
             self.free_page_weights[w] = np.array(totals) / sum(totals)

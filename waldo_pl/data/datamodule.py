@@ -54,7 +54,9 @@ def split_pages(
         chosen = set(val_pages)
     elif folds is not None:
         if not 2 <= folds <= len(candidates):
-            raise UserError(f"data.folds={folds}: needs 2 to {len(candidates)} (the pages, or groups, that may be held out)")
+            raise UserError(
+                f"data.folds={folds}: needs 2 to {len(candidates)} (the pages, or groups, that may be held out)"
+            )
         if not 0 <= fold < folds:
             raise UserError(f"data.fold={fold}: must be from 0 to data.folds - 1 = {folds - 1}")
         chosen = set(_deal_order(candidates, group_of, rng)[fold::folds])
@@ -73,7 +75,7 @@ def split_pages(
 
 def _deal_order(candidates: list[str], group_of: dict[str, str], rng: np.random.Generator) -> list[str]:
     """The order folds are dealt from (fold k takes every `folds`-th from the k-th): shuffled, the groups of several
-    pages (a spread's photos) first, so that they spread evenly over the folds instead of where the shuffle drops them."""
+    pages (a spread's photos) first, so that they spread evenly over the folds, not where the shuffle drops them."""
     size = Counter(group_of.values())
     several = [c for c in candidates if size[c] > 1]
     single = [c for c in candidates if size[c] <= 1]
@@ -83,7 +85,8 @@ def _deal_order(candidates: list[str], group_of: dict[str, str], rng: np.random.
 
 
 def _group(name: str, groups: dict[str, str]) -> str | None:
-    """A page's group, by its name or, for a page renamed '<folder>/<name>' (two folders sharing a name), its file name."""
+    """A page's group, by its name or, for a page renamed '<folder>/<name>' (two folders sharing a name), its file
+    name."""
     return groups.get(name, groups.get(name.rsplit("/", 1)[-1]))
 
 
@@ -95,7 +98,7 @@ def collate_pages(pages: list[Page]) -> dict:
 
 
 class WaldoDataModule(L.LightningDataModule):
-    """Training: an endless CropStream cut into epochs of `steps_per_epoch` batches. Validation: whole held-out pages."""
+    """Training: an endless CropStream in epochs of `steps_per_epoch` batches; validation: whole held-out pages."""
 
     def __init__(
         self,
@@ -122,7 +125,9 @@ class WaldoDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if batch_size < 1 or steps_per_epoch < 1:
-            raise UserError(f"data.batch_size={batch_size}, data.steps_per_epoch={steps_per_epoch}: both must be at least 1")
+            raise UserError(
+                f"data.batch_size={batch_size}, data.steps_per_epoch={steps_per_epoch}: both must be at least 1"
+            )
         if num_workers < 0:
             raise UserError(f"data.num_workers={num_workers}: must be 0 (crops made in the training process) or more")
         if overfit_pages is not None and overfit_pages < 1:
@@ -160,14 +165,25 @@ class WaldoDataModule(L.LightningDataModule):
             self.train_pages = self.val_pages = pages[: hp.overfit_pages]
         else:
             self.train_pages, self.val_pages = split_pages(
-                pages, hp.val_pages, hp.val_fraction, hp.seed if hp.split_seed is None else hp.split_seed,
-                hp.folds, hp.fold, hp.always_train, read_groups(hp.groups) if hp.groups else None, hp.groups_only,
+                pages,
+                hp.val_pages,
+                hp.val_fraction,
+                hp.seed if hp.split_seed is None else hp.split_seed,
+                hp.folds,
+                hp.fold,
+                hp.always_train,
+                read_groups(hp.groups) if hp.groups else None,
+                hp.groups_only,
             )
         log.info(
             "%d training pages, %d validation pages (%s)",
-            len(self.train_pages), len(self.val_pages), ", ".join(p.name for p in self.val_pages),
+            len(self.train_pages),
+            len(self.val_pages),
+            ", ".join(p.name for p in self.val_pages),
         )
-        self.crop_stream = CropStream(self.train_pages, hp.panel, hp.prop, hp.seed, hp.zooms, hp.colour_jitter, hp.photo_look)
+        self.crop_stream = CropStream(
+            self.train_pages, hp.panel, hp.prop, hp.seed, hp.zooms, hp.colour_jitter, hp.photo_look
+        )
         if self.trainer is not None:
             self.crop_stream.rank = self.trainer.global_rank
 
@@ -199,7 +215,9 @@ class WaldoDataModule(L.LightningDataModule):
     def state_dict(self) -> dict:
         state = {"epochs_started": self._train_loader.epochs_started if self._train_loader else 0}
         if self.crop_stream is not None and self.crop_stream.hardness:
-            state["hardness"] = {w: [torch.from_numpy(g) for g in grids] for w, grids in self.crop_stream.hardness.items()}
+            state["hardness"] = {
+                w: [torch.from_numpy(g) for g in grids] for w, grids in self.crop_stream.hardness.items()
+            }
             state["hardness_boost"] = self.crop_stream.hardness_boost
         return state
 

@@ -87,7 +87,13 @@ def download(
     rows = manifest if manifest is not None else read_manifest()
     todo = [r for r in rows if not (root / r.path).is_file() or (root / r.path).stat().st_size != r.bytes]
     rejected = []
-    with tqdm(total=sum(r.bytes for r in todo), unit="B", unit_scale=True, desc="Waldo pages", disable=None if progress is None else not progress) as bar:
+    with tqdm(
+        total=sum(r.bytes for r in todo),
+        unit="B",
+        unit_scale=True,
+        desc="Waldo pages",
+        disable=None if progress is None else not progress,
+    ) as bar:
         for row in todo:
             dest = root / row.path
             part = dest.with_name(dest.name + ".part")
@@ -108,7 +114,10 @@ def download(
                 continue
             os.replace(part, dest)
     if rejected:
-        raise UserError(f"{len(rejected)} download(s) failed their checksum ({', '.join(rejected)}); run again, or set data.root to a local copy")
+        raise UserError(
+            f"{len(rejected)} download(s) failed their checksum ({', '.join(rejected)}); "
+            "run again, or set data.root to a local copy"
+        )
     (root / COMPLETE_MARKER).write_text(f"{REPOSITORY}@{COMMIT}\n")
     return root
 

@@ -7,8 +7,8 @@ warning each; an empty result is a UserError.
 from __future__ import annotations
 
 import csv
-import logging
 import dataclasses
+import logging
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -68,8 +68,11 @@ def load_collections(roots: str | Path | list) -> list[Page]:
     roots = _root_list(roots)
     collections = [load_pages(root) for root in roots]
     names = _distinct_names(roots, [[page.name for page in pages] for pages in collections])
-    return [page if name == page.name else dataclasses.replace(page, name=name)
-            for pages, folder_names in zip(collections, names) for page, name in zip(pages, folder_names)]
+    return [
+        page if name == page.name else dataclasses.replace(page, name=name)
+        for pages, folder_names in zip(collections, names)
+        for page, name in zip(pages, folder_names)
+    ]
 
 
 def collection_of(roots: str | Path | list) -> dict[str, str]:
@@ -92,8 +95,10 @@ def _distinct_names(roots: list[Path], names: list[list[str]]) -> list[list[str]
     for folder_names in names:
         for name in folder_names:
             seen[name] = seen.get(name, 0) + 1
-    return [[name if seen[name] == 1 else f"{root.name}/{name}" for name in folder_names]
-            for root, folder_names in zip(roots, names)]
+    return [
+        [name if seen[name] == 1 else f"{root.name}/{name}" for name in folder_names]
+        for root, folder_names in zip(roots, names)
+    ]
 
 
 def read_groups(path: str | Path, setting: str = "data.groups") -> dict[str, str]:
@@ -105,7 +110,9 @@ def read_groups(path: str | Path, setting: str = "data.groups") -> dict[str, str
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except OSError as err:
-        raise UserError(f"{setting}={path}: cannot read it ({err.strerror}); give a CSV with filename and scene columns") from None
+        raise UserError(
+            f"{setting}={path}: cannot read it ({err.strerror}); give a CSV with filename and scene columns"
+        ) from None
     if not rows or not {"filename", "scene"} <= set(rows[0]):
         raise UserError(f"{setting}={path}: needs the columns filename and scene (as waldo-photos/scenes.csv)")
     groups = {}
@@ -129,7 +136,9 @@ def read_decoys(path: str | Path, setting: str = "data.decoys") -> dict[tuple[st
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise UserError(f"{setting}={path}: cannot read it ({err}); give a CSV with the columns {','.join(DECOY_COLUMNS)}") from None
+        raise UserError(
+            f"{setting}={path}: cannot read it ({err}); give a CSV with the columns {','.join(DECOY_COLUMNS)}"
+        ) from None
     if not rows or not set(DECOY_COLUMNS) <= set(rows[0]):
         raise UserError(f"{setting}={path}: needs the columns {','.join(DECOY_COLUMNS)} and a row a decoy")
     decoys: dict[tuple[str, int, int], list] = defaultdict(list)
@@ -137,9 +146,13 @@ def read_decoys(path: str | Path, setting: str = "data.decoys") -> dict[tuple[st
         try:
             width, height, x1, y1, x2, y2 = (int(row[c]) for c in DECOY_COLUMNS[1:])
         except (TypeError, ValueError):
-            raise UserError(f"{setting}={path}:{line}: width, height, xmin, ymin, xmax, ymax must be whole numbers") from None
+            raise UserError(
+                f"{setting}={path}:{line}: width, height, xmin, ymin, xmax, ymax must be whole numbers"
+            ) from None
         if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-            raise UserError(f"{setting}={path}:{line}: the box must be non-empty and inside the page's width and height")
+            raise UserError(
+                f"{setting}={path}:{line}: the box must be non-empty and inside the page's width and height"
+            )
         decoys[row["filename"], width, height].append([x1, y1, x2, y2])
     return {key: np.array(boxes, dtype=np.int64) for key, boxes in decoys.items()}
 
@@ -160,8 +173,10 @@ def with_decoys(pages: list[Page], path: str | Path | None, setting: str = "data
         centres = (page.waldo_boxes[:, None, :2] + page.waldo_boxes[:, None, 2:]) / 2
         inside = ((centres >= boxes[None, :, :2]) & (centres < boxes[None, :, 2:])).all(-1).any(-1)
         if inside.all():
-            raise UserError(f"{setting}={path}: the decoys on {page.name} cover every Waldo box it has; "
-                            "a decoy frames a Waldo printed outside the scene, not the answer")
+            raise UserError(
+                f"{setting}={path}: the decoys on {page.name} cover every Waldo box it has; "
+                "a decoy frames a Waldo printed outside the scene, not the answer"
+            )
         out.append(dataclasses.replace(page, waldo_boxes=page.waldo_boxes[~inside], decoy_boxes=boxes))
     return out
 
@@ -211,7 +226,9 @@ def _labelled_pages(labels: dict[str, list[tuple[str, list, tuple | None]]], ima
 
 def _nonempty(pages: list[Page], source: Path) -> list[Page]:
     if not pages:
-        raise UserError(f"{source}: no labelled page could be loaded (see the warnings above); check the labels and images")
+        raise UserError(
+            f"{source}: no labelled page could be loaded (see the warnings above); check the labels and images"
+        )
     return pages
 
 

@@ -18,9 +18,13 @@ from torchvision import tv_tensors
 def perspective(rng: np.random.Generator, crop, target, size: int, strength: float = 0.12):
     """Each corner moved inwards or outwards by up to `strength` of the side: the page seen a little askew."""
     corners = [[0, 0], [size - 1, 0], [size - 1, size - 1], [0, size - 1]]
-    moved = [[x + rng.uniform(-strength, strength) * size, y + rng.uniform(-strength, strength) * size] for x, y in corners]
-    return (TF.perspective(crop, corners, moved, interpolation=TF.InterpolationMode.BILINEAR, fill=0.5),
-            TF.perspective(target, corners, moved, fill=0))
+    moved = [
+        [x + rng.uniform(-strength, strength) * size, y + rng.uniform(-strength, strength) * size] for x, y in corners
+    ]
+    return (
+        TF.perspective(crop, corners, moved, interpolation=TF.InterpolationMode.BILINEAR, fill=0.5),
+        TF.perspective(target, corners, moved, fill=0),
+    )
 
 
 def barrel(rng: np.random.Generator, crop: torch.Tensor, target: torch.Tensor, size: int, strength: float = 0.15):
@@ -33,7 +37,9 @@ def barrel(rng: np.random.Generator, crop: torch.Tensor, target: torch.Tensor, s
     factor = 1 + k * (dx * dx + dy * dy)
     grid = torch.stack([cx + dx * factor, cy + dy * factor], dim=-1)[None]
     crop = F.grid_sample(crop[None], grid, mode="bilinear", padding_mode="reflection", align_corners=True)[0]
-    target = F.grid_sample(target[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=True)[0, 0]
+    target = F.grid_sample(target[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=True)[
+        0, 0
+    ]
     return crop, target.long()
 
 
@@ -58,7 +64,9 @@ def photograph(rng: np.random.Generator, crop: torch.Tensor, target: torch.Tenso
         crop, target = barrel(rng, crop, target, size)
     if rng.random() < 0.5:  # seen smaller than it is, then enlarged again
         small = max(16, int(size * rng.uniform(0.45, 0.9)))
-        crop = F.interpolate(F.interpolate(crop[None], size=small, mode="bilinear", antialias=True), size=size, mode="bilinear")[0]
+        crop = F.interpolate(
+            F.interpolate(crop[None], size=small, mode="bilinear", antialias=True), size=size, mode="bilinear"
+        )[0]
     if rng.random() < 0.6:
         crop = TF.gaussian_blur(crop, kernel_size=7, sigma=float(rng.uniform(0.3, 1.8)))
     if rng.random() < 0.3:

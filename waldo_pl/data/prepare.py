@@ -41,7 +41,9 @@ def _save_atomically(path: Path, array: np.ndarray, allow_pickle: bool = False) 
     write_atomically(path, lambda f: np.save(f, array, allow_pickle=allow_pickle))
 
 
-def write_npy(pages: Sequence[Page], out_dir: str | Path, width: int = 2800, height: int = 1760, sub_size: int = 224) -> Path:
+def write_npy(
+    pages: Sequence[Page], out_dir: str | Path, width: int = 2800, height: int = 1760, sub_size: int = 224
+) -> Path:
     """Write imgs_uint8, labels_uint8 and the waldo_sub_* object arrays of the tutorial's set."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -28,11 +28,24 @@ class SpotStream(IterableDataset):
 
     SIDE_JITTER = (-0.5, 0.2)
 
-    def __init__(self, pages: Sequence[Page], spots: Sequence[Sequence[dict]], seed: int = 0, out: int = 64,
-                 photo_look: float = 0.0, random_share: float = 0.2):
+    def __init__(
+        self,
+        pages: Sequence[Page],
+        spots: Sequence[Sequence[dict]],
+        seed: int = 0,
+        out: int = 64,
+        photo_look: float = 0.0,
+        random_share: float = 0.2,
+    ):
         if len(pages) != len(spots):
             raise ValueError("one list of spots a page")
-        self.pages, self.out, self.seed, self.photo_look, self.random_share = list(pages), out, seed, photo_look, random_share
+        self.pages, self.out, self.seed, self.photo_look, self.random_share = (
+            list(pages),
+            out,
+            seed,
+            photo_look,
+            random_share,
+        )
         self.epoch = 0
         self.waldos = [(i, box) for i, page in enumerate(self.pages) for box in head_boxes(page.waldo_boxes)]
         hits, misses, weights = [], [], []
@@ -45,12 +58,16 @@ class SpotStream(IterableDataset):
                 else:
                     misses.append(entry)
                     weights.append(1.0 / (1 + rank))
-        for i, page in enumerate(self.pages):  # Waldos printed outside the scene: drawn as often as a page's best false spot
+        for i, page in enumerate(
+            self.pages
+        ):  # Waldos printed outside the scene: drawn as often as a page's best false spot
             for box in page.decoy_boxes:
                 misses.append((i, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, window_side(box)))
                 weights.append(1.0)
         if not self.waldos or not misses:
-            raise UserError("the second stage needs training pages with Waldo boxes and first-stage spots that miss him")
+            raise UserError(
+                "the second stage needs training pages with Waldo boxes and first-stage spots that miss him"
+            )
         self.hits, self.misses = hits, misses
         self.miss_cdf = np.cumsum(weights)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-WINDOW = 64            # the side the classifier sees
-CONTEXT = 3.0          # the window is this many times the spot region's longer side: head, shoulders and neighbours
+WINDOW = 64  # the side the classifier sees
+CONTEXT = 3.0  # the window is this many times the spot region's longer side: head, shoulders and neighbours
 MIN_SIDE, MAX_SIDE = 48, 192
-DEFAULT_SIDE = 96      # a spot without a region (its peak below the box threshold)
+DEFAULT_SIDE = 96  # a spot without a region (its peak below the box threshold)
 
 
 def window_side(box) -> int:
@@ -35,5 +35,7 @@ def cut_window(page: np.ndarray, x: float, y: float, side: int, out: int) -> np.
         window[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0] = page[py0:py1, px0:px1]
     crop = window.transpose(2, 0, 1).astype(np.float32) / 255
     if side != out:
-        crop = np.stack([np.asarray(Image.fromarray(channel, mode="F").resize((out, out), Image.BILINEAR)) for channel in crop])
+        crop = np.stack(
+            [np.asarray(Image.fromarray(channel, mode="F").resize((out, out), Image.BILINEAR)) for channel in crop]
+        )
     return crop

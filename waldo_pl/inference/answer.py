@@ -19,7 +19,7 @@ class Spot:
     confidence: float
     box: tuple[int, int, int, int] | None  # x1, y1, x2, y2, max exclusive
     first_stage: float | None = None  # the first stage's confidence, once the second stage has re-ranked the spot
-    log_odds: float | None = None     # the first stage's log-odds there (its confidence unrounded, where that says 100%)
+    log_odds: float | None = None  # the first stage's log-odds there (its confidence unrounded, where that says 100%)
 
     def as_dict(self) -> dict:
         found = {"x": self.x, "y": self.y, "confidence": self.confidence, "box": list(self.box) if self.box else None}
@@ -59,8 +59,11 @@ def region_box(heatmap: np.ndarray, y: int, x: int, level: float) -> tuple[int, 
         for near in (row - 1, row + 1):
             if 0 <= near < heatmap.shape[0]:
                 near_starts, near_ends = row_runs(near)
-                # runs that touch [start, end) at an edge or a corner: ending at or after start, starting at or before end
-                for j in range(int(np.searchsorted(near_ends, start)), int(np.searchsorted(near_starts, end, side="right"))):
+                # runs that touch [start, end) at an edge or a corner: ending at or after start, starting at or
+                # before end
+                for j in range(
+                    int(np.searchsorted(near_ends, start)), int(np.searchsorted(near_starts, end, side="right"))
+                ):
                     if (near, int(near_starts[j])) not in seen:
                         seen.add((near, int(near_starts[j])))
                         todo.append((near, int(near_starts[j]), int(near_ends[j])))
@@ -96,7 +99,10 @@ def find_spots(log_odds: np.ndarray, threshold: float, count: int, min_distance:
         score = float(log_odds[y, x])  # in float64 from here: a float32 probability is exactly 1 past 16.6 log-odds
         spots.append(Spot(int(x), int(y), float(probability(score)), box, log_odds=score))
         x1, y1, x2, y2 = box or (x, y, x + 1, y + 1)
-        work[max(0, min(y1, y - min_distance)) : max(y2, y + min_distance), max(0, min(x1, x - min_distance)) : max(x2, x + min_distance)] = -np.inf
+        work[
+            max(0, min(y1, y - min_distance)) : max(y2, y + min_distance),
+            max(0, min(x1, x - min_distance)) : max(x2, x + min_distance),
+        ] = -np.inf
     return spots
 
 
@@ -107,9 +113,16 @@ def page_outcome(spots: list[Spot], boxes: np.ndarray) -> dict:
     distances = [distance_to_boxes(s.x, s.y, boxes) for s in spots[:5]]
     answer = spots[0]
     first_stage = {} if answer.log_odds is None else {"first_stage_log_odds": round(answer.log_odds, 3)}
-    return {"hit": int(distances[0] == 0), "top5_hit": int(min(distances) == 0), "distance": round(distances[0], 1),
-            "x": answer.x, "y": answer.y, "confidence": round(answer.confidence, 4),
-            "log_odds": round(answer_log_odds(answer), 3), **first_stage}
+    return {
+        "hit": int(distances[0] == 0),
+        "top5_hit": int(min(distances) == 0),
+        "distance": round(distances[0], 1),
+        "x": answer.x,
+        "y": answer.y,
+        "confidence": round(answer.confidence, 4),
+        "log_odds": round(answer_log_odds(answer), 3),
+        **first_stage,
+    }
 
 
 def answer_log_odds(spot: Spot) -> float:

@@ -27,7 +27,7 @@ class SpotNetwork:
         raise NotImplementedError
 
 
-def device_of(net) -> "torch.device":  # noqa: F821 (torch is imported where a PyTorch network runs)
+def device_of(net) -> torch.device:  # noqa: F821 (torch is imported where a PyTorch network runs)
     """Where a PyTorch network's weights are (the CPU for one without any)."""
     import torch
 

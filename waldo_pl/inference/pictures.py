@@ -12,13 +12,14 @@ from waldo_pl.odds import expit as probability
 # Dark blue -> purple -> orange -> pale yellow, as a 256-entry table (a table keeps huge pages small in memory).
 HEAT_COLOURS = np.array([[0, 0, 40], [80, 20, 120], [190, 50, 90], [250, 140, 30], [255, 250, 180]], np.float32)
 HEAT_TABLE = np.stack(
-    [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(HEAT_COLOURS)), HEAT_COLOURS[:, c]) for c in range(3)], axis=-1
+    [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(HEAT_COLOURS)), HEAT_COLOURS[:, c]) for c in range(3)],
+    axis=-1,
 ).astype(np.uint8)
 
-PREVIEW_SIDE = 1400   # the page's longer side in the result picture and the overlay: fits a screen
-PANEL = 360           # the side panel: Waldo zoomed, then the next best candidates
-INSET = 320           # Waldo's zoomed window, px a side
-THUMB = 150           # each candidate's zoomed window
+PREVIEW_SIDE = 1400  # the page's longer side in the result picture and the overlay: fits a screen
+PANEL = 360  # the side panel: Waldo zoomed, then the next best candidates
+INSET = 320  # Waldo's zoomed window, px a side
+THUMB = 150  # each candidate's zoomed window
 ANSWER, CANDIDATE, LINK = (230, 20, 30), (255, 160, 0), (255, 220, 0)
 
 
@@ -46,8 +47,12 @@ def tutorial_figure(page: np.ndarray, spot: Spot) -> np.ndarray:
     line = max(2, round(max(h, w) / 800))
     # the line goes around the box, not over Waldo
     top, left, bottom, right = max(0, y1 - line), max(0, x1 - line), min(h, y2 + line), min(w, x2 + line)
-    for rows, cols in ((slice(top, y1), slice(left, right)), (slice(y2, bottom), slice(left, right)),
-                       (slice(top, bottom), slice(left, x1)), (slice(top, bottom), slice(x2, right))):
+    for rows, cols in (
+        (slice(top, y1), slice(left, right)),
+        (slice(y2, bottom), slice(left, right)),
+        (slice(top, bottom), slice(left, x1)),
+        (slice(top, bottom), slice(x2, right)),
+    ):
         out[rows, cols] = (255, 0, 0)
     return out
 
@@ -65,7 +70,9 @@ def shrunk(page: np.ndarray, scale: float) -> Image.Image:
     return image.resize(size, Image.BILINEAR, reducing_gap=2.0 if scale < 1 else None)
 
 
-def window_around(box: tuple[int, int, int, int], height: int, width: int, least: int = 64) -> tuple[int, int, int, int]:
+def window_around(
+    box: tuple[int, int, int, int], height: int, width: int, least: int = 64
+) -> tuple[int, int, int, int]:
     """A square around `box`, three times its longer side (Waldo with some of his scene), inside the page."""
     x1, y1, x2, y2 = box
     side = min(max(least, 3 * max(x2 - x1, y2 - y1)), height, width)
@@ -82,8 +89,11 @@ def zoomed(page: np.ndarray, spot: Spot, side: int, colour) -> tuple[Image.Image
     left, top, right, bottom = window
     crop = Image.fromarray(np.ascontiguousarray(page[top:bottom, left:right])).resize((side, side), Image.LANCZOS)
     k = side / (right - left)
-    ImageDraw.Draw(crop).rectangle([(box[0] - left) * k - 2, (box[1] - top) * k - 2, (box[2] - left) * k + 1, (box[3] - top) * k + 1],
-                                   outline=colour, width=2)
+    ImageDraw.Draw(crop).rectangle(
+        [(box[0] - left) * k - 2, (box[1] - top) * k - 2, (box[2] - left) * k + 1, (box[3] - top) * k + 1],
+        outline=colour,
+        width=2,
+    )
     return crop, window
 
 
@@ -124,7 +134,9 @@ def result_picture(page: np.ndarray, spots: list[Spot]) -> np.ndarray:
 
     inset, _ = zoomed(page, best, INSET, ANSWER)
     ix, iy = pw + (PANEL - INSET) // 2, 40
-    draw.text((ix, 8), f"Waldo? {100 * best.confidence:.1f}% at ({best.x}, {best.y})", fill=(255, 255, 255), font=font(20))
+    draw.text(
+        (ix, 8), f"Waldo? {100 * best.confidence:.1f}% at ({best.x}, {best.y})", fill=(255, 255, 255), font=font(20)
+    )
     canvas.paste(inset, (ix, iy))
     draw.rectangle([ix - 3, iy - 3, ix + INSET + 2, iy + INSET + 2], outline=ANSWER, width=3)
     draw.line([(bx2 + 3, (by1 + by2) // 2), (ix - 3, iy + INSET // 2)], fill=LINK, width=3)

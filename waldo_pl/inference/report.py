@@ -31,8 +31,13 @@ class PageAnswer:
 
     def as_dict(self) -> dict:
         best = self.spots[0]
-        answer = {"image": str(self.image), "width": self.width, "height": self.height,
-                  **best.as_dict(), "candidates": [s.as_dict() for s in self.spots[1:]]}
+        answer = {
+            "image": str(self.image),
+            "width": self.width,
+            "height": self.height,
+            **best.as_dict(),
+            "candidates": [s.as_dict() for s in self.spots[1:]],
+        }
         return answer if self.calibration is None else {**answer, "confidence_calibration": self.calibration}
 
 
@@ -44,7 +49,9 @@ def save_jpeg(path: Path, pixels: np.ndarray) -> None:
     write_atomically(path, lambda f: Image.fromarray(pixels).save(f, format="JPEG", quality=88))
 
 
-def write_pictures(out_dir: Path, stem: str, page: np.ndarray, log_odds: np.ndarray, spots: list[Spot], full: bool = False) -> None:
+def write_pictures(
+    out_dir: Path, stem: str, page: np.ndarray, log_odds: np.ndarray, spots: list[Spot], full: bool = False
+) -> None:
     """`<stem>_result.jpg` (the answer, Waldo zoomed, the candidates) and `<stem>_heatmap.jpg` (the probability over
     the page), screen-sized; with `full`, also the tutorial's page-size `<stem>_result.png` and `<stem>_heatmap.png`."""
     save_jpeg(out_dir / f"{stem}_result.jpg", result_picture(page, spots))
@@ -68,9 +75,12 @@ def score(answers: list[PageAnswer], labels: dict[str, np.ndarray]) -> tuple[lis
         rows.append({"image": a.image.name, **page_outcome(a.spots, boxes), "seconds": round(a.seconds, 2)})
     if not rows:
         raise UserError("labels=: none of the pages is labelled there; check the file names")
-    totals = {"pages": len(rows), "hit_rate": sum(r["hit"] for r in rows) / len(rows),
-              "top5_hit_rate": sum(r["top5_hit"] for r in rows) / len(rows),
-              "median_seconds": statistics.median(r["seconds"] for r in rows)}
+    totals = {
+        "pages": len(rows),
+        "hit_rate": sum(r["hit"] for r in rows) / len(rows),
+        "top5_hit_rate": sum(r["top5_hit"] for r in rows) / len(rows),
+        "median_seconds": statistics.median(r["seconds"] for r in rows),
+    }
     return rows, totals
 
 
@@ -89,7 +99,10 @@ def reliability_table(pages: list[dict]) -> str:
             lines.append(f"| {low:.0%} to {high:.0%} | {len(band)} | {right} | {right / len(band):.0%} | {mean:.1%} |")
     hits, misses = [p["confidence"] for p in pages if p["hit"]], [p["confidence"] for p in pages if not p["hit"]]
     mean = lambda values: f"{sum(values) / len(values):.1%}" if values else "-"
-    lines += ["", f"Mean confidence of hits {mean(hits)} ({len(hits)} pages), of misses {mean(misses)} ({len(misses)} pages)."]
+    lines += [
+        "",
+        f"Mean confidence of hits {mean(hits)} ({len(hits)} pages), of misses {mean(misses)} ({len(misses)} pages).",
+    ]
     return "\n".join(lines)
 
 
@@ -100,12 +113,21 @@ def write_report(out_dir: Path, rows: list[dict], totals: dict) -> None:
     writer.writerows(rows)
     write_text_atomically(out_dir / "report.csv", text.getvalue())
     lines = [
-        "# Waldo found?", "",
+        "# Waldo found?",
+        "",
         f"{totals['pages']} labelled pages: hit rate {totals['hit_rate']:.1%}, top-5 hit rate "
-        f"{totals['top5_hit_rate']:.1%}, median {totals['median_seconds']:.2f} s a page.", "",
-        "| page | hit | top-5 hit | distance (px) | confidence | seconds |", "| --- | --- | --- | --- | --- | --- |",
-        *(f"| {r['image']} | {'yes' if r['hit'] else 'no'} | {'yes' if r['top5_hit'] else 'no'} | {r['distance']} | "
-          f"{r['confidence']:.2%} | {r['seconds']} |" for r in rows),
-        "", "## What the confidence means", "", reliability_table(rows),
+        f"{totals['top5_hit_rate']:.1%}, median {totals['median_seconds']:.2f} s a page.",
+        "",
+        "| page | hit | top-5 hit | distance (px) | confidence | seconds |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| {r['image']} | {'yes' if r['hit'] else 'no'} | {'yes' if r['top5_hit'] else 'no'} | {r['distance']} | "
+            f"{r['confidence']:.2%} | {r['seconds']} |"
+            for r in rows
+        ),
+        "",
+        "## What the confidence means",
+        "",
+        reliability_table(rows),
     ]
     write_text_atomically(out_dir / "report.md", "\n".join(lines) + "\n")

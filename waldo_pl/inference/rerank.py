@@ -22,7 +22,7 @@ from waldo_pl.second_stage.spec import SecondStage
 
 
 def confidence_of(stage: SecondStage | None) -> str:
-    """What an answer's confidence is made from: the stage's share or score, or the first stage's own where none re-ranked."""
+    """What an answer's confidence is made from: the stage's share or score, or without one the first stage's own."""
     return "first stage" if stage is None else stage.confidence
 
 
@@ -55,8 +55,10 @@ def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool =
     scores = spot_scores(stage.net, page, spots, bf16)
     number = share_log_odds(scores, stage.candidates) if stage.confidence == "share" else scores
     confidence = calibrated(number, stage.platt, [s.log_odds for s in spots])
-    return [dataclasses.replace(spots[i], confidence=float(confidence[i]), first_stage=spots[i].confidence)
-            for i in reranked_order(scores, stage.candidates, stage.margin)]
+    return [
+        dataclasses.replace(spots[i], confidence=float(confidence[i]), first_stage=spots[i].confidence)
+        for i in reranked_order(scores, stage.candidates, stage.margin)
+    ]
 
 
 def reranked_order(scores, candidates: int, margin: float) -> list[int]:

@@ -43,10 +43,14 @@ def read_checkpoint(path: str | Path, setting: str | None = "ckpt") -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a pickle of anything but tensors and plain data fails here, unrun
-        raise UserError(f"{where}: not a checkpoint written by train.py ({type(err).__name__}); "
-                        "give a .ckpt from a training run or a file from waldo-export") from None
+        raise UserError(
+            f"{where}: not a checkpoint written by train.py ({type(err).__name__}); "
+            "give a .ckpt from a training run or a file from waldo-export"
+        ) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise UserError(f"{where}: not a checkpoint written by train.py (no state_dict); give a .ckpt from a training run")
+        raise UserError(
+            f"{where}: not a checkpoint written by train.py (no state_dict); give a .ckpt from a training run"
+        )
     return checkpoint
 
 
@@ -58,13 +62,19 @@ def network_spec(checkpoint: dict) -> dict:
     return spec if isinstance(spec, dict) else {}
 
 
-def build_network(spec: dict, where: str, networks: dict[str, type[nn.Module]] = NETWORKS,
-                  default: str = "waldo_pl.models.tutorial_net.TutorialNet") -> nn.Module:
+def build_network(
+    spec: dict,
+    where: str,
+    networks: dict[str, type[nn.Module]] = NETWORKS,
+    default: str = "waldo_pl.models.tutorial_net.TutorialNet",
+) -> nn.Module:
     """One of `networks`, with the plain keyword arguments that `spec` gives; anything else is a UserError."""
     target = spec.get("_target_", default)
     if not isinstance(target, str) or target not in networks:
-        raise UserError(f"{where}: names the network {target!r}, which is not one of this project's "
-                        f"({', '.join(sorted(networks))}); nothing from it was run")
+        raise UserError(
+            f"{where}: names the network {target!r}, which is not one of this project's "
+            f"({', '.join(sorted(networks))}); nothing from it was run"
+        )
     cls = networks[target]
     kwargs = {k: v for k, v in spec.items() if k != "_target_"}
     bad = [k for k, v in kwargs.items() if k.startswith("_") or not isinstance(v, PLAIN)]
@@ -74,32 +84,48 @@ def build_network(spec: dict, where: str, networks: dict[str, type[nn.Module]] =
         inspect.signature(cls).bind(**kwargs)
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
-        raise UserError(f"{where}: gives {cls.__name__} arguments it does not take ({err}); "
-                        "give a checkpoint of this project's network") from None
+        raise UserError(
+            f"{where}: gives {cls.__name__} arguments it does not take ({err}); "
+            "give a checkpoint of this project's network"
+        ) from None
 
 
 def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
     """The network's weights (the `net.` entries of the LightningModule's state), in float32 whatever the file
     holds (waldo-export stores half precision)."""
-    return {k.removeprefix("net."): v.float() if v.is_floating_point() else v
-            for k, v in checkpoint["state_dict"].items() if k.startswith("net.") and isinstance(v, torch.Tensor)}
+    return {
+        k.removeprefix("net."): v.float() if v.is_floating_point() else v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith("net.") and isinstance(v, torch.Tensor)
+    }
 
 
 def load_network(path: str | Path, device: torch.device | str = "cpu", setting: str | None = "ckpt") -> nn.Module:
     """The network of a train.py checkpoint or a waldo-export file, in eval mode on `device`, channels-last."""
-    return network_from(read_checkpoint(path, setting), _where(Path(path), setting)).to(device, memory_format=torch.channels_last)
+    return network_from(read_checkpoint(path, setting), _where(Path(path), setting)).to(
+        device, memory_format=torch.channels_last
+    )
 
 
 def network_from(checkpoint: dict, where: str) -> nn.Module:
     """The network a checkpoint read by `read_checkpoint` describes, with its weights, in eval mode on the CPU."""
-    return _built(network_spec(checkpoint), network_weights(checkpoint), where, NETWORKS, "waldo_pl.models.tutorial_net.TutorialNet")
+    return _built(
+        network_spec(checkpoint),
+        network_weights(checkpoint),
+        where,
+        NETWORKS,
+        "waldo_pl.models.tutorial_net.TutorialNet",
+    )
 
 
 def _built(spec: dict, weights: dict, where: str, networks: dict, default: str) -> nn.Module:
     with torch.device("meta"):  # the shapes first, without allocating what the arguments ask for
         shapes = build_network(spec, where, networks, default)
     if {k: v.shape for k, v in weights.items()} != {k: v.shape for k, v in shapes.state_dict().items()}:
-        raise UserError(f"{where}: holds another architecture than {type(shapes).__name__}; give a checkpoint of this project's network")
+        raise UserError(
+            f"{where}: holds another architecture than {type(shapes).__name__}; "
+            "give a checkpoint of this project's network"
+        )
     net = build_network(spec, where, networks, default)
     net.load_state_dict(weights)
     return net.eval()
@@ -111,7 +137,11 @@ def second_stage_from(checkpoint: dict, where: str) -> SecondStage | None:
     if stage is None:
         return None
     bad = UserError(f"{where}: its second_stage entry is not one this project writes; export the model again")
-    if not isinstance(stage, dict) or not isinstance(stage.get("net"), dict) or not isinstance(stage.get("state_dict"), dict):
+    if (
+        not isinstance(stage, dict)
+        or not isinstance(stage.get("net"), dict)
+        or not isinstance(stage.get("state_dict"), dict)
+    ):
         raise bad
     try:
         weights = {k: v.float() if v.is_floating_point() else v for k, v in stage["state_dict"].items()}

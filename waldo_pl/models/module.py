@@ -56,10 +56,16 @@ class WaldoSegmenter(L.LightningModule):
         if isinstance(class_weights, str) and class_weights != "auto":
             raise UserError(f"model.class_weights={class_weights}: use auto or two numbers, e.g. [1, 20]")
         if not isinstance(class_weights, str) and (len(class_weights) != 2 or min(class_weights) <= 0):
-            raise UserError(f"model.class_weights={list(class_weights)}: needs two positive numbers (background, Waldo)")
+            raise UserError(
+                f"model.class_weights={list(class_weights)}: needs two positive numbers (background, Waldo)"
+            )
         if waldo_pixels_per_crop is not None and waldo_pixels_per_crop <= 0:
-            raise UserError(f"model.waldo_pixels_per_crop={waldo_pixels_per_crop}: must be positive, or null to leave it off")
-        self.register_buffer("class_weights", torch.tensor([1.0, 1.0] if isinstance(class_weights, str) else class_weights))
+            raise UserError(
+                f"model.waldo_pixels_per_crop={waldo_pixels_per_crop}: must be positive, or null to leave it off"
+            )
+        self.register_buffer(
+            "class_weights", torch.tensor([1.0, 1.0] if isinstance(class_weights, str) else class_weights)
+        )
         self.train_accuracy = MulticlassAccuracy(num_classes=2, average="micro")
 
     def setup(self, stage: str) -> None:
@@ -67,7 +73,11 @@ class WaldoSegmenter(L.LightningModule):
             datamodule = self.trainer.datamodule
             fraction = datamodule.waldo_pixel_fraction()
             self.class_weights.copy_(torch.tensor(balanced_class_weights(fraction)))
-            log.info("class weights auto: Waldo pixels are %.4f of the crops -> weights %s", fraction, self.class_weights.tolist())
+            log.info(
+                "class weights auto: Waldo pixels are %.4f of the crops -> weights %s",
+                fraction,
+                self.class_weights.tolist(),
+            )
 
     def on_fit_start(self) -> None:
         if self.hparams.channels_last:  # about a third faster on CPU (bench/train_speed.py)
@@ -97,7 +107,12 @@ class WaldoSegmenter(L.LightningModule):
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if self.global_step == 0 and batch_idx == 0:
             # Each rank (and worker) draws its own crops: the checksums differ between ranks.
-            log.info("rank %d of %d: first batch checksum %.6f", self.global_rank, self.trainer.world_size, float(batch[0].double().sum()))
+            log.info(
+                "rank %d of %d: first batch checksum %.6f",
+                self.global_rank,
+                self.trainer.world_size,
+                float(batch[0].double().sum()),
+            )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         crops, target = batch
@@ -134,7 +149,9 @@ class WaldoSegmenter(L.LightningModule):
         tiles = []
         for crop, t, p in list(zip(crops, target, prob))[:PREVIEW_CROPS]:
             tiles += [crop.float().cpu(), as_rgb(t.cpu()), as_rgb(p.cpu())]
-        board.add_image("train/crop_target_prediction", make_grid(tiles, nrow=3, padding=4, pad_value=1.0), self.global_step)
+        board.add_image(
+            "train/crop_target_prediction", make_grid(tiles, nrow=3, padding=4, pad_value=1.0), self.global_step
+        )
 
 
 def tensorboard(loggers) -> object | None:

@@ -11,7 +11,15 @@ from torch import nn
 from waldo_pl.models.grid import MULTIPLE
 from waldo_pl.odds import expit
 
-__all__ = ["MULTIPLE", "page_logits", "pad_to_multiple", "probability", "two_class_logits", "waldo_log_odds", "waldo_probability"]
+__all__ = [
+    "MULTIPLE",
+    "page_logits",
+    "pad_to_multiple",
+    "probability",
+    "two_class_logits",
+    "waldo_log_odds",
+    "waldo_probability",
+]
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:

@@ -11,7 +11,9 @@ from waldo_pl.models.spot_net import SpotNet
 
 
 class SpotClassifier(L.LightningModule):
-    def __init__(self, net: nn.Module | None = None, lr: float = 2e-3, weight_decay: float = 1e-4, max_steps: int = 1000):
+    def __init__(
+        self, net: nn.Module | None = None, lr: float = 2e-3, weight_decay: float = 1e-4, max_steps: int = 1000
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"], logger=False)
         self.net = net if net is not None else SpotNet()
@@ -29,5 +31,7 @@ class SpotClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.hparams.lr, total_steps=self.hparams.max_steps)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.hparams.lr, total_steps=self.hparams.max_steps
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

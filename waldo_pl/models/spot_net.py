@@ -10,8 +10,9 @@ from waldo_pl.data.spot_windows import WINDOW  # the window's side in the classi
 
 
 def _stage(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                         nn.MaxPool2d(2))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2)
+    )
 
 
 class SpotNet(nn.Module):
@@ -20,8 +21,9 @@ class SpotNet(nn.Module):
     def __init__(self, width: int = 16):
         super().__init__()
         self.width = width  # what a model file names beside the weights
-        self.features = nn.Sequential(_stage(3, width), _stage(width, 2 * width), _stage(2 * width, 4 * width),
-                                      _stage(4 * width, 8 * width))  # 64 -> 4 px
+        self.features = nn.Sequential(
+            _stage(3, width), _stage(width, 2 * width), _stage(2 * width, 4 * width), _stage(4 * width, 8 * width)
+        )  # 64 -> 4 px
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * width * (WINDOW // 16) ** 2, 1))
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:

@@ -45,21 +45,29 @@ class TutorialNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, classes, H, W) logits: layer_by_layer's, computed the cheaper way."""
-        x = self.encode_decode(x, down=lambda conv, t: F.leaky_relu(F.max_pool2d(conv(t), 2), self.leaky_slope),
-                               up=lambda conv, t: F.relu(self.upsampled_conv(conv, t)))
+        x = self.encode_decode(
+            x,
+            down=lambda conv, t: F.leaky_relu(F.max_pool2d(conv(t), 2), self.leaky_slope),
+            up=lambda conv, t: F.relu(self.upsampled_conv(conv, t)),
+        )
         return F.interpolate(self.head(x), scale_factor=2.0, mode="nearest")
 
     def layer_by_layer(self, x: torch.Tensor) -> torch.Tensor:
         """The same logits in the tutorial's order of layers."""
-        x = self.encode_decode(x, down=lambda conv, t: F.max_pool2d(F.leaky_relu(conv(t), self.leaky_slope), 2),
-                               up=lambda conv, t: F.relu(conv(F.interpolate(t, scale_factor=2.0, mode="nearest"))))
+        x = self.encode_decode(
+            x,
+            down=lambda conv, t: F.max_pool2d(F.leaky_relu(conv(t), self.leaky_slope), 2),
+            up=lambda conv, t: F.relu(conv(F.interpolate(t, scale_factor=2.0, mode="nearest"))),
+        )
         return self.head(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
     def encode_decode(self, x: torch.Tensor, down, up) -> torch.Tensor:
         """The four encoder stages `down(conv, t)` and three decoder stages `up(conv, t)`, each added to the encoder
         output of its size: the features at half the input's size, before the last upsample and the head."""
         if x.shape[-1] % MULTIPLE or x.shape[-2] % MULTIPLE:
-            raise ValueError(f"{type(self).__name__} needs sides that are multiples of {MULTIPLE}, got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"{type(self).__name__} needs sides that are multiples of {MULTIPLE}, got {tuple(x.shape[-2:])}"
+            )
         skip1 = down(self.down1, x)
         skip2 = down(self.down2, skip1)
         skip3 = down(self.down3, skip2)

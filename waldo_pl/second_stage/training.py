@@ -18,9 +18,9 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 from torch.utils.data import DataLoader
 
+from waldo_pl import CONF_DIR
 from waldo_pl.data.page import Page
 from waldo_pl.data.spot_stream import SpotStream
-from waldo_pl.cli import CONF_DIR
 from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically
 from waldo_pl.inference.device import search_network
@@ -48,8 +48,9 @@ def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[lis
     return [[s.as_dict() for s in search(net, page.image, settings)[1]] for page in pages]
 
 
-def mine_training_spots(first_net: nn.Module, pages: Sequence[Page], mined: int, scales: Sequence[float],
-                        bf16: bool) -> list[list[dict]]:
+def mine_training_spots(
+    first_net: nn.Module, pages: Sequence[Page], mined: int, scales: Sequence[float], bf16: bool
+) -> list[list[dict]]:
     """A PyTorch first stage's best `mined` spots on each page, searched by the search's own network: OpenVINO on a
     CPU where it is installed, else the exact fast graph."""
     device = next(first_net.parameters()).device
@@ -57,24 +58,48 @@ def mine_training_spots(first_net: nn.Module, pages: Sequence[Page], mined: int,
     return mine_spots(net, pages, dataclasses.replace(ONE_PASS, scales=tuple(scales), candidates=mined - 1, bf16=bf16))
 
 
-def fit_second_stage(pages: Sequence[Page], spots: Sequence[Sequence[dict]], steps: int = 1500, batch_size: int = 64,
-                     lr: float = 2e-3, photo_look: float = 0.0, width: int = 16, seed: int = 0,
-                     precision: str = "auto", accelerator: str = "cpu") -> nn.Module:
+def fit_second_stage(
+    pages: Sequence[Page],
+    spots: Sequence[Sequence[dict]],
+    steps: int = 1500,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    photo_look: float = 0.0,
+    width: int = 16,
+    seed: int = 0,
+    precision: str = "auto",
+    accelerator: str = "cpu",
+) -> nn.Module:
     """A SpotNet trained on windows around the pages' Waldos and the first stage's false spots, in `precision` (a
     Lightning precision, or auto: the device's fastest)."""
     precision = training_precision(precision, trainer_device_type(accelerator))[0]
     L.seed_everything(seed, workers=True, verbose=False)
     stream = SpotStream(pages, spots, seed=seed, photo_look=photo_look)
     module = SpotClassifier(SpotNet(width), lr=lr, max_steps=steps)
-    trainer = L.Trainer(max_steps=steps, accelerator=accelerator, precision=precision, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator=accelerator,
+        precision=precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, DataLoader(stream, batch_size=batch_size))
     return module.net.eval()
 
 
-def train_second_stage(first_net: nn.Module, pages: Sequence[Page], candidates: int = 3, mined: int = 9,
-                       scales: Sequence[float] | None = None, precision: str = "auto", margin: float = 0.0,
-                       confidence: str = "share", **fit) -> tuple[SecondStage, dict]:
+def train_second_stage(
+    first_net: nn.Module,
+    pages: Sequence[Page],
+    candidates: int = 3,
+    mined: int = 9,
+    scales: Sequence[float] | None = None,
+    precision: str = "auto",
+    margin: float = 0.0,
+    confidence: str = "share",
+    **fit,
+) -> tuple[SecondStage, dict]:
     """A second stage for `first_net`: its best `mined` spots on each page (at `scales`, None: predict.py's,
     unmirrored), and a SpotNet fitted to tell Waldo from them, re-ranking `candidates` spots, the first stage's best
     given `margin` log-odds; and the record of how it was made. Mining and fit run in `precision` (a Lightning
@@ -86,20 +111,35 @@ def train_second_stage(first_net: nn.Module, pages: Sequence[Page], candidates: 
     fitting = time.perf_counter()
     net = fit_second_stage(pages, spots, precision=precision, **fit)
     stage = SecondStage(net, candidates, UNCALIBRATED, f"none: the {confidence} as it comes", margin, confidence)
-    record = {"candidates": candidates, "margin": margin, "confidence": confidence, "mined": mined, "pages": len(pages),
-              "precision": str(precision), "mine_seconds": round(fitting - started, 1), "fit_seconds": round(time.perf_counter() - fitting, 1),
-              **{k: v for k, v in fit.items() if k != "accelerator"}}
-    log.info("second stage: %d pages mined in %.0f s, fitted in %.0f s", len(pages), record["mine_seconds"], record["fit_seconds"])
+    record = {
+        "candidates": candidates,
+        "margin": margin,
+        "confidence": confidence,
+        "mined": mined,
+        "pages": len(pages),
+        "precision": str(precision),
+        "mine_seconds": round(fitting - started, 1),
+        "fit_seconds": round(time.perf_counter() - fitting, 1),
+        **{k: v for k, v in fit.items() if k != "accelerator"},
+    }
+    log.info(
+        "second stage: %d pages mined in %.0f s, fitted in %.0f s",
+        len(pages),
+        record["mine_seconds"],
+        record["fit_seconds"],
+    )
     return stage, record
 
 
 def store_second_stage(stage: SecondStage, record: dict, checkpoints: Sequence[Path]) -> None:
     """Add `stage` (a SpotNet's), with its training `record`, to each checkpoint file, each written whole."""
-    entry = second_stage_entry(stage, {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": stage.net.width}, record=record)
+    entry = second_stage_entry(
+        stage, {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": stage.net.width}, record=record
+    )
     for path in checkpoints:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         checkpoint["second_stage"] = entry
-        write_atomically(path, lambda f: torch.save(checkpoint, f))
+        write_atomically(path, lambda f, checkpoint=checkpoint: torch.save(checkpoint, f))
 
 
 def run_settings(cfg, overrides: Sequence[str] = ()) -> dict:
@@ -125,7 +165,11 @@ def main(argv: list[str] | None = None) -> None:
     weights and its training pages), and add it to the run's checkpoints."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("run", type=Path, help="a train.py run folder (with .hydra/config.yaml and checkpoints/)")
-    parser.add_argument("overrides", nargs="*", help="second-stage settings, e.g. steps=500 candidates=8 (conf/second_stage/default.yaml)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="second-stage settings, e.g. steps=500 candidates=8 (conf/second_stage/default.yaml)",
+    )
     args = parser.parse_args(argv)
     try:
         cfg = OmegaConf.load(args.run / ".hydra" / "config.yaml")
@@ -138,10 +182,14 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    first = network_from(read_checkpoint(args.run / "checkpoints" / "last.ckpt", None), str(args.run / "checkpoints" / "last.ckpt"))
+    first = network_from(
+        read_checkpoint(args.run / "checkpoints" / "last.ckpt", None), str(args.run / "checkpoints" / "last.ckpt")
+    )
     precision, why = training_precision(cfg.trainer.get("precision", "auto"), "cpu")
     log.info("precision: %s (%s)", precision, why)
-    stage, record = train_second_stage(first, datamodule.train_pages, precision=precision, seed=int(cfg.seed), **settings)
+    stage, record = train_second_stage(
+        first, datamodule.train_pages, precision=precision, seed=int(cfg.seed), **settings
+    )
     store_second_stage(stage, record, checkpoints)
     print(f"second stage added to {', '.join(str(p) for p in checkpoints)}: {record}")
 
