@@ -5,8 +5,8 @@ whole process (start-up, imports, reading, search, outputs), so ratios, not seco
 
     python bench/predict_speed.py [--page ../shared/data/waldo/images/8.jpg] [--repeat 3] [--folder DIR ...] [--before CHECKOUT ...]
 
---folder also runs predict.py over every page of each folder (or of its images/), once at the defaults and once
-with flip=false, and reports pages a second;
+--folder also runs predict.py over every page of each folder (or of its images/), at the defaults, with windows=8
+and with flip=false, and reports pages a second;
 --before times the predict.py of other checkouts too (git worktree add /tmp/before REV).
 The page is resized to 2800x1760, the tutorial's page size. OpenVINO is optional (pip install openvino).
 """
@@ -27,9 +27,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from waldo_pl.weights import bundled_model  # noqa: E402
 from waldo_pl.inference.device import use_bf16  # noqa: E402
 from waldo_pl.models.checkpoint import load_network  # noqa: E402
+from waldo_pl.weights import bundled_model  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -41,8 +41,13 @@ def cpu_name() -> str:
 
 def timed(command: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(command, cwd=Path(command[1]).resolve().parent if command[1].endswith("predict.py") else REPO,
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        command,
+        cwd=Path(command[1]).resolve().parent if command[1].endswith("predict.py") else REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return time.perf_counter() - start
 
 
@@ -63,30 +68,49 @@ def main():
     parser.add_argument("--page", type=Path, default=REPO.parent / "shared/data/waldo/images/8.jpg")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--folder", type=Path, nargs="*", default=[])
-    parser.add_argument("--before", type=Path, nargs="*", default=[], help="other checkouts of this project: their predict.py is timed too")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="other checkouts of this project: their predict.py is timed too",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     page = work / "page.jpg"
     Image.open(args.page).convert("RGB").resize((2800, 1760), Image.BILINEAR).save(page, quality=95)
     bf16 = use_bf16("auto", torch.device("cpu"))
-    print(f"{cpu_name()}, {torch.get_num_threads()} threads, native bf16: {bf16}; {args.page.name} as 2800x1760; best of {args.repeat}")
+    print(
+        f"{cpu_name()}, {torch.get_num_threads()} threads, native bf16: {bf16}; {args.page.name} as 2800x1760; best of {args.repeat}"
+    )
 
     python = sys.executable
-    rows = [("plain PyTorch port, fp32, scale 1", [python, "bench/ports/plain_torch.py", str(page), str(bundled_model())])]
+    rows = [
+        ("plain PyTorch port, fp32, scale 1", [python, "bench/ports/plain_torch.py", str(page), str(bundled_model())])
+    ]
     ir = openvino_model(work)
     if ir is not None:
         precision = "bf16" if bf16 else "f32"
-        rows.append((f"OpenVINO, {precision}, scale 1", [python, "bench/ports/openvino_port.py", str(page), str(ir), precision]))
+        rows.append(
+            (f"OpenVINO, {precision}, scale 1", [python, "bench/ports/openvino_port.py", str(page), str(ir), precision])
+        )
     predict = [python, "predict.py", f"img={page}", f"output_dir={work / 'out'}"]
     for checkout in args.before:
         before = [python, str(checkout / "predict.py"), f"img={page}", f"output_dir={work / 'before'}"]
-        rows += [(f"{checkout.name}/predict.py, defaults", before), (f"{checkout.name}/predict.py scales=[1.0]", [*before, "scales=[1.0]"])]
+        rows += [
+            (f"{checkout.name}/predict.py, defaults", before),
+            (f"{checkout.name}/predict.py scales=[1.0]", [*before, "scales=[1.0]"]),
+        ]
     fastest = ["scales=[1.0]", "flip=false"]
-    rows += [("predict.py backend=torch, defaults", [*predict, "backend=torch"]),
-             ("predict.py backend=torch scales=[1.0] flip=false", [*predict, "backend=torch", *fastest]),
-             ("predict.py, defaults (scales 1 and 1.25, mirrored)", predict),
-             ("predict.py flip=false", [*predict, "flip=false"]),
-             ("predict.py scales=[1.0] flip=false", [*predict, *fastest])]
+    rows += [
+        ("predict.py backend=torch, defaults", [*predict, "backend=torch"]),
+        ("predict.py backend=torch scales=[1.0] flip=false", [*predict, "backend=torch", *fastest]),
+        ("predict.py, defaults (scales 1 and 1.25, mirrored)", predict),
+        ("predict.py windows=8 (the rest only near 8 spots)", [*predict, "windows=8"]),
+        ("predict.py windows=5", [*predict, "windows=5"]),
+        ("predict.py flip=false", [*predict, "flip=false"]),
+        ("predict.py scales=[1.0] flip=false", [*predict, *fastest]),
+    ]
     # predict.py converts a model to OpenVINO on its first run and caches it (~/.cache/waldo_pl, $WALDO_PL_CACHE);
     # that first run is timed on its own, in a fresh cache, and the rows below load the cached model
     os.environ["WALDO_PL_CACHE"] = str(work / "cache")
@@ -108,13 +132,19 @@ def main():
         pages = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
         start = time.perf_counter()
         megapixels = sum(np.prod(Image.open(p).size) for p in pages) / 1e6
-        for settings in ([], ["flip=false"]):
+        for settings in ([], ["windows=8"], ["flip=false"]):
             start = time.perf_counter()
-            subprocess.run([python, "predict.py", f"img={folder}", f"output_dir={work / folder.name}", *settings], cwd=REPO,
-                           check=True, capture_output=True)
+            subprocess.run(
+                [python, "predict.py", f"img={folder}", f"output_dir={work / folder.name}", *settings],
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+            )
             seconds = time.perf_counter() - start
-            print(f"predict.py {' '.join(settings) or '(defaults)'} over {folder} ({len(pages)} pages, {megapixels:.0f} Mpx): "
-                  f"{seconds:.1f} s, {len(pages) / seconds:.2f} pages/s, {megapixels / seconds:.2f} Mpx/s")
+            print(
+                f"predict.py {' '.join(settings) or '(defaults)'} over {folder} ({len(pages)} pages, {megapixels:.0f} Mpx): "
+                f"{seconds:.1f} s, {len(pages) / seconds:.2f} pages/s, {megapixels / seconds:.2f} Mpx/s"
+            )
 
 
 if __name__ == "__main__":

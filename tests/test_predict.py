@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import draw_page, write_csv
 from PIL import Image
 from scipy.special import logit
 from torch import nn
 
-from conftest import draw_page, write_csv
 from waldo_pl.data.formats import read_labels
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import find_spots
 from waldo_pl.inference.heatmap import log_odds_at_scales, merge_maps, page_log_odds
+from waldo_pl.inference.networks import PageNetwork, TorchPageNetwork
 from waldo_pl.inference.predict import answer_page
 from waldo_pl.inference.report import score
 from waldo_pl.inference.search import PREDICT, SearchSettings
@@ -93,7 +94,9 @@ def test_the_scales_maps_merge_by_their_mean_so_a_spot_seen_at_one_scale_counts_
 def test_coordinates_are_in_the_pages_own_pixels(scales):
     page = np.full((101, 203, 3), 128, np.uint8)
     page[60:80, 150:170] = [255, 0, 0]  # the only red: Waldo stands at x 150-169, y 60-79
-    heat = log_odds_at_scales(RedFinder(), page, scales, False, "mean", False, tile=256, batch_size=4, max_whole_pixels=1 << 30)
+    heat = log_odds_at_scales(
+        RedFinder(), page, scales, False, "mean", False, tile=256, batch_size=4, max_whole_pixels=1 << 30
+    )
     assert heat.shape == (101, 203)
     (spot,) = find_spots(heat, 0.8, count=1)
     assert 149 <= spot.x <= 170 and 59 <= spot.y <= 80
@@ -104,8 +107,8 @@ def test_coordinates_are_in_the_pages_own_pixels(scales):
 def test_the_box_is_the_peaks_own_region_not_every_pixel_above_the_threshold():
     heat = np.full((200, 300), 0.01, np.float32)
     heat[20:40, 30:50] = 0.9
-    heat[30, 40] = 0.97                 # the answer's blob
-    heat[150:190, 200:290] = 0.85       # a look-alike elsewhere
+    heat[30, 40] = 0.97  # the answer's blob
+    heat[150:190, 200:290] = 0.85  # a look-alike elsewhere
     best, second, *_ = find_spots(logit(heat), threshold=0.8, count=5)
     assert (best.x, best.y, best.box) == (40, 30, (30, 20, 50, 40))
     assert best.confidence == pytest.approx(0.97)
@@ -146,16 +149,23 @@ def test_numpy_resizing_and_pooling_match_pytorchs():
         h, w = (int(n) for n in rng.integers(2, 50, 2))
         image = rng.normal(size=(h, w)).astype(np.float32)
         for out in [(int(rng.integers(1, 80)), int(rng.integers(1, 80))), (h, w)]:
-            expected = F.interpolate(torch.from_numpy(image)[None, None], size=out, mode="bilinear", align_corners=False)[0, 0]
-            assert np.abs(resize_bilinear(image, *out) - expected.numpy()).max() < 1e-4  # float32 rounding of the sample points
+            expected = F.interpolate(
+                torch.from_numpy(image)[None, None], size=out, mode="bilinear", align_corners=False
+            )[0, 0]
+            assert (
+                np.abs(resize_bilinear(image, *out) - expected.numpy()).max() < 1e-4
+            )  # float32 rounding of the sample points
         small = (int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1)))
-        assert np.array_equal(max_pooled(image, *small), F.adaptive_max_pool2d(torch.from_numpy(image)[None, None], small)[0, 0].numpy())
+        assert np.array_equal(
+            max_pooled(image, *small), F.adaptive_max_pool2d(torch.from_numpy(image)[None, None], small)[0, 0].numpy()
+        )
 
 
 def test_log_odds_and_probability_round_trip_without_overflow():
     from scipy.special import expit as scipy_expit
 
-    from waldo_pl.odds import expit, logit as our_logit
+    from waldo_pl.odds import expit
+    from waldo_pl.odds import logit as our_logit
 
     x = np.array([-1000.0, -40.0, -3.0, 0.0, 2.5, 40.0, 1000.0])
     with np.errstate(over="raise"):
@@ -167,12 +177,16 @@ def test_log_odds_and_probability_round_trip_without_overflow():
 
 def test_the_answer_is_ranked_by_log_odds_where_the_probability_saturates():
     log_odds = np.full((200, 300), -5.0, np.float32)
-    log_odds[10:40, 10:60] = 20.0       # a look-alike the network is sure of, first in reading order
-    log_odds[150:170, 250:265] = 26.0   # Waldo, surer still
+    log_odds[10:40, 10:60] = 20.0  # a look-alike the network is sure of, first in reading order
+    log_odds[150:170, 250:265] = 26.0  # Waldo, surer still
     probabilities = torch.from_numpy(log_odds).sigmoid().numpy()
     assert probabilities.max() == 1.0 and np.unravel_index(probabilities.argmax(), log_odds.shape) == (10, 10)
     best, second, *_ = find_spots(log_odds, threshold=0.8, count=5)
-    assert (best.x, best.y, best.box) == (250, 150, (250, 150, 265, 170)) and best.log_odds == 26.0 and best.confidence > 1 - 1e-11
+    assert (
+        (best.x, best.y, best.box) == (250, 150, (250, 150, 265, 170))
+        and best.log_odds == 26.0
+        and best.confidence > 1 - 1e-11
+    )
     assert second.box == (10, 10, 60, 40)
 
 
@@ -185,7 +199,9 @@ def test_an_answers_log_odds_are_the_first_stages_own_where_its_probability_roun
         log_odds = np.full((64, 64), -5.0, np.float32)
         log_odds[20:30, 20:30] = peak
         outcome = page_outcome(find_spots(log_odds, 0.8, count=2), np.array([[20, 20, 30, 30]]))
-        assert outcome["hit"] == 1 and outcome["log_odds"] == outcome["first_stage_log_odds"] == round(float(np.float32(peak)), 3)
+        assert outcome["hit"] == 1 and outcome["log_odds"] == outcome["first_stage_log_odds"] == round(
+            float(np.float32(peak)), 3
+        )
 
 
 def test_a_page_gets_json_a_readable_result_and_with_full_the_tutorials_figures(tmp_path):
@@ -203,9 +219,9 @@ def test_a_page_gets_json_a_readable_result_and_with_full_the_tutorials_figures(
             assert picture.size == (190, 150) and picture.mode == "RGB"
     result = np.asarray(Image.open(tmp_path / "page_result.png")).astype(int)
     x1, y1, x2, y2 = data["box"]
-    assert (result[y1:y2, x1:x2] == page[y1:y2, x1:x2]).all()         # Waldo left bright
+    assert (result[y1:y2, x1:x2] == page[y1:y2, x1:x2]).all()  # Waldo left bright
     assert result[140, 5].sum() < page[140, 5].astype(int).sum() * 0.6  # the rest dimmed
-    assert result[y1 - 1, (x1 + x2) // 2].tolist() == [255, 0, 0]       # a red line around him
+    assert result[y1 - 1, (x1 + x2) // 2].tolist() == [255, 0, 0]  # a red line around him
     assert answer.spots[0].x == data["x"] and not list(tmp_path.glob(".*.tmp"))
 
 
@@ -219,8 +235,13 @@ def test_the_result_picture_shows_waldo_zoomed_beside_the_page_with_the_candidat
     assert not (tmp_path / "big_result.png").exists()  # no page-size picture unless asked
     result = np.asarray(Image.open(tmp_path / "big_result.jpg")).astype(int)
     assert result.shape[1] == PREVIEW_SIDE + PANEL and result.shape[0] >= PREVIEW_SIDE * 1800 // 2400
-    inset = result[40 + INSET // 2 - 20 : 40 + INSET // 2 + 20, PREVIEW_SIDE + PANEL // 2 - 20 : PREVIEW_SIDE + PANEL // 2 + 20]
-    red, white = (np.abs(inset - [220, 20, 30]).sum(-1) < 90).mean(), (np.abs(inset - [250, 250, 250]).sum(-1) < 60).mean()
+    inset = result[
+        40 + INSET // 2 - 20 : 40 + INSET // 2 + 20, PREVIEW_SIDE + PANEL // 2 - 20 : PREVIEW_SIDE + PANEL // 2 + 20
+    ]
+    red, white = (
+        (np.abs(inset - [220, 20, 30]).sum(-1) < 90).mean(),
+        (np.abs(inset - [250, 250, 250]).sum(-1) < 60).mean(),
+    )
     assert red > 0.2 and white > 0.1  # Waldo's stripes fill the middle of the zoomed window
     strip = result[40 + INSET + 40 :, PREVIEW_SIDE:]
     assert (np.abs(strip - [255, 160, 0]).sum(-1) < 80).sum() > 200  # the candidates, outlined and labelled in orange
@@ -228,7 +249,9 @@ def test_the_result_picture_shows_waldo_zoomed_beside_the_page_with_the_candidat
     assert overlay.shape[:2] == (PREVIEW_SIDE * 1800 // 2400, PREVIEW_SIDE)
     y, x = 310 * PREVIEW_SIDE // 2400, 1507 * PREVIEW_SIDE // 2400
     spot = overlay[y - 1 : y + 2, x - 1 : x + 2].mean((0, 1))
-    assert spot[0] > 190 and spot[0] - spot[2] > 40  # the probability in warm colour over Waldo, the page grey elsewhere
+    assert (
+        spot[0] > 190 and spot[0] - spot[2] > 40
+    )  # the probability in warm colour over Waldo, the page grey elsewhere
     assert np.abs(overlay[900, 300] - overlay[900, 300].mean()).max() < 12
 
 
@@ -246,7 +269,9 @@ def test_scoring_counts_hits_top5_and_distance(tmp_path):
 
 def run_predict(*args, timeout=300):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "predict.py", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "predict.py", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_predict_py_on_a_mixed_folder_finishes_the_good_pages_and_lists_the_bad(trained_checkpoint, tmp_path):
@@ -257,15 +282,19 @@ def test_predict_py_on_a_mixed_folder_finishes_the_good_pages_and_lists_the_bad(
     rgb.convert("L").save(pages / "grey.png")
     rgb.convert("RGBA").save(pages / "alpha.png")
     rgb.convert("CMYK").save(pages / "cmyk.jpg")
-    Image.fromarray((np.asarray(rgb.convert("L"), np.uint16) * 257)).save(pages / "deep.png")
+    Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257).save(pages / "deep.png")
     (pages / "text.jpg").write_text("no pixels here")
     whole = (pages / "rgb.jpg").read_bytes()
     (pages / "cut.jpg").write_bytes(whole[: len(whole) // 2])
     Image.fromarray(draw_page(10, 40, [])).save(pages / "tiny.png")
-    write_csv(tmp_path / "labels.csv", [(n, 128, 96, "waldo", 40, 30, 56, 50) for n in ("rgb.jpg", "grey.png", "alpha.png")])
+    write_csv(
+        tmp_path / "labels.csv", [(n, 128, 96, "waldo", 40, 30, 56, 50) for n in ("rgb.jpg", "grey.png", "alpha.png")]
+    )
 
     out = tmp_path / "out"
-    result = run_predict(f"img={pages}", f"ckpt={trained_checkpoint}", f"output_dir={out}", f"labels={tmp_path / 'labels.csv'}")
+    result = run_predict(
+        f"img={pages}", f"ckpt={trained_checkpoint}", f"output_dir={out}", f"labels={tmp_path / 'labels.csv'}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     good = ["alpha", "cmyk", "deep", "grey", "rgb"]
     assert sorted(p.stem for p in out.glob("*.json")) == good
@@ -274,20 +303,26 @@ def test_predict_py_on_a_mixed_folder_finishes_the_good_pages_and_lists_the_bad(
         with Image.open(out / f"{stem}_result.jpg") as picture:  # the small page enlarged beside the panel
             width, height = picture.size
             assert width - 360 == round(128 * height / 96) and height > 96
-    summary = result.stderr[result.stderr.index("3 of 8 page(s) failed"):]
+    summary = result.stderr[result.stderr.index("3 of 8 page(s) failed") :]
     for bad in ("text.jpg", "cut.jpg", "tiny.png"):
         assert bad in summary
     assert "16 px" in summary
     report = (out / "report.csv").read_text().splitlines()
     assert report[0].startswith("image,hit,top5_hit,distance") and len(report) == 4
     report_md = (out / "report.md").read_text()
-    assert "hit rate" in report_md and "## What the confidence means" in report_md and "Mean confidence of hits" in report_md
+    assert (
+        "hit rate" in report_md
+        and "## What the confidence means" in report_md
+        and "Mean confidence of hits" in report_md
+    )
 
 
 def test_predict_py_takes_a_glob(trained_checkpoint, tmp_path):
     for name in ("one.png", "two.png", "skip.jpg"):
         Image.fromarray(draw_page(64, 80, [(10, 10, 24, 30)])).save(tmp_path / name)
-    result = run_predict(f"img={tmp_path}/*.png", f"ckpt={trained_checkpoint}", f"output_dir={tmp_path / 'out'}", "precision=32")
+    result = run_predict(
+        f"img={tmp_path}/*.png", f"ckpt={trained_checkpoint}", f"output_dir={tmp_path / 'out'}", "precision=32"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["one.json", "two.json"]
     assert len([line for line in result.stdout.splitlines() if line.endswith("%")]) == 2
@@ -295,8 +330,13 @@ def test_predict_py_takes_a_glob(trained_checkpoint, tmp_path):
 
 def different_architecture(tmp_path):
     path = tmp_path / "other.ckpt"
-    torch.save({"state_dict": {"net.conv.weight": torch.zeros(4, 3, 3, 3)},
-                "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}}}, path)
+    torch.save(
+        {
+            "state_dict": {"net.conv.weight": torch.zeros(4, 3, 3, 3)},
+            "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}},
+        },
+        path,
+    )
     return path
 
 
@@ -310,11 +350,17 @@ def different_architecture(tmp_path):
         (lambda t, c: [f"img={t / 'bad.jpg'}", f"ckpt={c}"], "no page could be read"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "accelerator=gpu"], "no CUDA GPU"),
         (lambda t, c: [f"ckpt={c}"], "img= is required"),
-        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "flip=maybe"], "flip=maybe: Value 'maybe' is not a valid bool"),
+        (
+            lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "flip=maybe"],
+            "flip=maybe: Value 'maybe' is not a valid bool",
+        ),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "backend=nope"], "backend=nope: use auto, torch or openvino"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "threshold=80"], "threshold=80.0: must be a probability"),
         (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[0]"], "scales=[0.0]: give one or more positive"),
-        (lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[big]"], "scales=[big]: Value 'big' of type 'str' could not be converted to Float"),
+        (
+            lambda t, c: [f"img={t / 'p.png'}", f"ckpt={c}", "scales=[big]"],
+            "scales=[big]: Value 'big' of type 'str' could not be converted to Float",
+        ),
     ],
 )
 def test_predict_py_fails_in_one_line_with_exit_2(trained_checkpoint, tmp_path, make_args, message):
@@ -329,15 +375,18 @@ def test_predict_py_fails_in_one_line_with_exit_2(trained_checkpoint, tmp_path, 
     assert not list((tmp_path / "out").glob("*.json")) if (tmp_path / "out").exists() else True
 
 
-@pytest.mark.parametrize("setting, value, message", [
-    ("scales", (), "scales=[]: give one or more positive sizes"),
-    ("scales", (1.0, -2.0), "scales=[1.0, -2.0]"),
-    ("tile", 100, "tile=100: must be a multiple of 16"),
-    ("tile", 1000, "tile=1000: must be a multiple of 16"),
-    ("batch_size", 0, "batch_size=0: must be 1 or more"),
-    ("max_whole_pixels", -1, "max_whole_pixels=-1"),
-    ("merge", "median", "merge=median: mean or max"),
-])
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("scales", (), "scales=[]: give one or more positive sizes"),
+        ("scales", (1.0, -2.0), "scales=[1.0, -2.0]"),
+        ("tile", 100, "tile=100: must be a multiple of 16"),
+        ("tile", 1000, "tile=1000: must be a multiple of 16"),
+        ("batch_size", 0, "batch_size=0: must be 1 or more"),
+        ("max_whole_pixels", -1, "max_whole_pixels=-1"),
+        ("merge", "median", "merge=median: mean or max"),
+    ],
+)
 def test_the_search_refuses_a_setting_it_cannot_search_with(setting, value, message):
     with pytest.raises(UserError, match=re.escape(message)):
         SearchSettings(**{setting: value})
@@ -351,12 +400,14 @@ sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_predict import RedFinder
 from waldo_pl.inference.predict import answer_page
 from waldo_pl.inference.search import ONE_PASS, with_settings
+from pathlib import Path
 from PIL import Image
 page = np.full((10000, 10000, 3), 128, np.uint8)
 page[7000:7040, 3000:3030] = [255, 0, 0]
-Image.fromarray(page).save({str(tmp_path / 'huge.png')!r}, compress_level=1)
+Image.fromarray(page).save({str(tmp_path / "huge.png")!r}, compress_level=1)
 del page
-answer = answer_page(RedFinder(), __import__('pathlib').Path({str(tmp_path / 'huge.png')!r}), with_settings(ONE_PASS, tile=2048, batch_size=2), __import__('pathlib').Path({str(tmp_path)!r}), 'huge')
+settings = with_settings(ONE_PASS, tile=2048, batch_size=2)
+answer = answer_page(RedFinder(), Path({str(tmp_path / "huge.png")!r}), settings, Path({str(tmp_path)!r}), "huge")
 print(answer.spots[0].x, answer.spots[0].y, answer.spots[0].box)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -368,3 +419,68 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     assert int(peak_kb) < 4 * 1024 * 1024, f"peak memory {int(peak_kb) / 1e6:.2f} GB"
     with Image.open(tmp_path / "huge_result.jpg") as picture:
         assert picture.size[0] == 1400 + 360
+
+
+def test_predict_says_once_which_backend_and_precision_it_searches_with(trained_checkpoint, tmp_path, caplog):
+    import logging
+
+    from waldo_pl.inference import openvino_backend
+    from waldo_pl.inference.predict import predict
+
+    Image.fromarray(draw_page(96, 112, [(30, 40, 46, 60)])).save(tmp_path / "page.png")
+    said = {}
+    for backend in ("torch", "auto"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="waldo_pl.inference.predict"):
+            predict(
+                str(tmp_path / "page.png"),
+                str(trained_checkpoint),
+                str(tmp_path / backend),
+                backend=backend,
+                accelerator="cpu",
+                precision="32",
+                scales=[1.0],
+                flip=False,
+            )
+        said[backend] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("search: ")]
+    assert said["torch"] == ["search: PyTorch on the cpu, float32"]
+    # OpenVINO is installed with the project: a CPU search runs it unless told not to
+    expected = (
+        "search: OpenVINO on the CPU, float32"
+        if openvino_backend.available()
+        else "search: PyTorch on the cpu, float32"
+    )
+    assert said["auto"] == [expected]
+
+
+class PixelCounter(PageNetwork):
+    """A PageNetwork around RedFinder that counts the pixels it is given."""
+
+    def __init__(self):
+        self.net, self.pixels = TorchPageNetwork(RedFinder()), 0
+
+    def __call__(self, pages):
+        self.pixels += pages.shape[0] * pages.shape[1] * pages.shape[2]
+        return self.net(pages)
+
+
+def test_the_windowed_search_finds_the_spots_of_the_whole_search_for_fewer_pixels():
+    """windows=N: the page once at scale 1, the other scale and the mirror image only around that pass's N best
+    spots. With a network that looks at each pixel alone, its spots and their log-odds are the whole search's."""
+    from waldo_pl.inference.search import search, with_settings
+
+    rng = np.random.default_rng(3)
+    page = rng.integers(60, 120, (1024, 1280, 3), dtype=np.uint8)
+    for i, (y, x) in enumerate([(100, 200), (500, 900), (800, 300), (40, 1200), (1000, 640), (600, 20)]):
+        page[y : y + 20, x : x + 14] = [150 + 15 * i, 40, 40]  # red patches, some at the page's edges
+    found = {}
+    for windows in (0, 5):
+        net = PixelCounter()
+        heat, spots = search(net, page, with_settings(PREDICT, windows=windows))
+        found[windows] = (spots, net.pixels)
+    whole, windowed = found[0][0], found[5][0]
+    assert [(s.x, s.y) for s in windowed] == [(s.x, s.y) for s in whole] and len(whole) == PREDICT.candidates + 1
+    assert [s.log_odds for s in windowed] == pytest.approx([s.log_odds for s in whole], abs=1e-3)
+    assert found[5][1] < 0.7 * found[0][1]  # fewer pixels through the network
+    with pytest.raises(UserError, match="windows=2: .*with 1.0 among the scales"):
+        with_settings(PREDICT, windows=2, scales=(1.25,))

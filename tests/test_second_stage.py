@@ -10,29 +10,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import draw_page, write_labelled_pages
 from omegaconf import OmegaConf
 
-from conftest import draw_page, write_labelled_pages
-from waldo_pl.data.page import Page
+from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.data import spot_stream
+from waldo_pl.data.page import Page
 from waldo_pl.data.spot_stream import SpotStream
 from waldo_pl.data.spot_windows import MAX_SIDE, MIN_SIDE, cut_window, window_side
-from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.networks import SpotNetwork
 from waldo_pl.inference.rerank import rerank, reranked_order
-from waldo_pl.second_stage.spec import SecondStage, as_flag, check_reranking
 from waldo_pl.inference.search import SearchSettings, search
 from waldo_pl.models.checkpoint import read_checkpoint, second_stage_from
 from waldo_pl.precision import training_precision
+from waldo_pl.second_stage.spec import SecondStage, as_flag, check_reranking
 
 WALDO = (100, 60, 120, 86)
 REPO = Path(__file__).resolve().parents[1]
 MARGIN = OmegaConf.load(REPO / "conf" / "second_stage" / "default.yaml").margin
-SECOND_STAGE = ["second_stage=default", "second_stage.steps=3", "second_stage.batch_size=4", "second_stage.candidates=3",
-                "second_stage.mined=4", "second_stage.width=4", "second_stage.scales=[1.0]"]
+SECOND_STAGE = [
+    "second_stage=default",
+    "second_stage.steps=3",
+    "second_stage.batch_size=4",
+    "second_stage.candidates=3",
+    "second_stage.mined=4",
+    "second_stage.width=4",
+    "second_stage.scales=[1.0]",
+]
 
 
 def spot(x, y, box=None, confidence=0.9):
@@ -74,7 +81,11 @@ def test_the_streams_windows_are_cut_tighter_and_wider_than_the_spots_region(mon
     stream cuts its windows from exp(SIDE_JITTER[0]) to exp(SIDE_JITTER[1]) times the spot's side."""
     page = Page("p", draw_page(200, 240, [WALDO]), [WALDO])
     sides = []
-    monkeypatch.setattr(spot_stream, "cut_window", lambda image, x, y, side, out: sides.append(side) or np.zeros((3, out, out), np.float32))
+    monkeypatch.setattr(
+        spot_stream,
+        "cut_window",
+        lambda image, x, y, side, out: sides.append(side) or np.zeros((3, out, out), np.float32),
+    )
     stream = SpotStream([page], [[spot(110, 70, WALDO), spot(30, 150, WALDO)]], seed=1, random_share=0.0)
     for _ in itertools.islice(iter(stream), 400):
         pass
@@ -95,7 +106,7 @@ def test_the_stream_draws_the_pages_decoys_as_waldo_free_windows():
     best false spot, whether or not the first stage's spots found it."""
     decoy = (160, 120, 190, 150)
     image = draw_page(200, 240, [WALDO])
-    image[decoy[1]:decoy[3], decoy[0]:decoy[2]] = (0, 0, 255)
+    image[decoy[1] : decoy[3], decoy[0] : decoy[2]] = (0, 0, 255)
     spots = [spot(110, 70, WALDO), spot(30, 150, (20, 140, 40, 166))]
     blue = lambda w: float(w[2, 28:36, 28:36].mean() - w[0, 28:36, 28:36].mean()) > 0.5
 
@@ -146,8 +157,9 @@ class Scores(SpotNetwork):
 def test_a_margin_keeps_the_first_stage_answer_unless_the_second_stage_is_surer_of_another_by_it():
     page = draw_page(200, 240, [WALDO])
     spots = [Spot(30, 150, 0.99, None), Spot(200, 30, 0.98, None), Spot(110, 72, 0.9, None)]
-    answer = lambda margin, *scores: (lambda s: (s.x, s.y))(rerank(SecondStage(Scores(*scores), 3, (1.0, 0.0), "test", margin),
-                                                                    page, spots)[0])
+    answer = lambda margin, *scores: (lambda s: (s.x, s.y))(
+        rerank(SecondStage(Scores(*scores), 3, (1.0, 0.0), "test", margin), page, spots)[0]
+    )
     assert answer(0.0, 0.0, 1.0, 3.0) == (110, 72)  # no margin: the second stage's best
     assert answer(4.0, 0.0, 1.0, 3.0) == (30, 150)  # surer of the third by 3 only: the first stage's answer stands
     assert answer(4.0, 0.0, 1.0, 4.5) == (110, 72)  # by 4.5: it moves
@@ -156,7 +168,9 @@ def test_a_margin_keeps_the_first_stage_answer_unless_the_second_stage_is_surer_
     assert ranked[0].confidence == pytest.approx(0.5)  # each spot's confidence is still its own score's
     with pytest.raises(UserError, match="second_stage.margin=-1: must be a number of log-odds, 0 or more"):
         check_reranking(margin=-1)
-    with pytest.raises(UserError, match="second_stage.margin=-1: must be a number of log-odds"):  # a stage checks itself
+    with pytest.raises(
+        UserError, match="second_stage.margin=-1: must be a number of log-odds"
+    ):  # a stage checks itself
         SecondStage(Scores(0.0), 3, margin=-1)
 
 
@@ -167,7 +181,10 @@ def test_the_reranked_order_from_scores_alone_is_the_candidates_by_score_after_t
     assert reranked_order([0.0, 1.0, 3.0, 9.0], 4, 4.0) == [3, 0, 2, 1]
     assert reranked_order([2.0, 2.0, 2.0], 3, 0.0) == [0, 1, 2]  # ties keep the first stage's order
     scores = np.array([0.5, 1.5])  # float64 already: a view of it would take the margin
-    assert reranked_order(scores, 2, 2.0) == [0, 1] and scores.tolist() == [0.5, 1.5]  # the scores are left as they were
+    assert reranked_order(scores, 2, 2.0) == [0, 1] and scores.tolist() == [
+        0.5,
+        1.5,
+    ]  # the scores are left as they were
 
 
 def test_a_calibration_with_a_third_number_weighs_each_spots_first_stage_log_odds():
@@ -176,7 +193,11 @@ def test_a_calibration_with_a_third_number_weighs_each_spots_first_stage_log_odd
     ranked = rerank(SecondStage(Scores(1.0, 1.0), 2, (1.0, 0.0, 0.5), "test"), page, spots)
     assert [s.confidence for s in ranked] == pytest.approx([1 / (1 + np.exp(-(1.0 + 0.5 * f))) for f in (6.0, 2.0)])
     with pytest.raises(ValueError, match="weighs the first stage's log-odds too"):  # spots that do not carry them
-        rerank(SecondStage(Scores(1.0, 1.0), 2, (1.0, 0.0, 0.5), "test"), page, [Spot(30, 150, 0.99, None), Spot(200, 30, 0.98, None)])
+        rerank(
+            SecondStage(Scores(1.0, 1.0), 2, (1.0, 0.0, 0.5), "test"),
+            page,
+            [Spot(30, 150, 0.99, None), Spot(200, 30, 0.98, None)],
+        )
 
 
 def test_the_share_confidence_is_each_spots_chance_of_being_waldo_if_one_of_the_candidates_is():
@@ -186,15 +207,22 @@ def test_the_share_confidence_is_each_spots_chance_of_being_waldo_if_one_of_the_
     ranked = rerank(stage, page, spots)
     odds = np.exp([0.0, 1.0, 3.0])
     assert [(s.x, s.y) for s in ranked] == [(110, 72), (200, 30), (30, 150), (60, 20)]
-    assert [s.confidence for s in ranked[:3]] == pytest.approx(list(odds[[2, 1, 0]] / odds.sum()))  # the candidates' shares
-    assert ranked[3].confidence == pytest.approx(np.exp(2.0) / (odds.sum() + np.exp(2.0)))  # past them: against all of them
+    assert [s.confidence for s in ranked[:3]] == pytest.approx(
+        list(odds[[2, 1, 0]] / odds.sum())
+    )  # the candidates' shares
+    assert ranked[3].confidence == pytest.approx(
+        np.exp(2.0) / (odds.sum() + np.exp(2.0))
+    )  # past them: against all of them
     # the calibration maps the share's log-odds
     calibrated_stage = dataclasses.replace(stage, platt=(0.5, -1.0))
     log_odds = np.log(odds[2] / (odds[0] + odds[1]))
-    assert rerank(calibrated_stage, page, spots)[0].confidence == pytest.approx(1 / (1 + np.exp(-(0.5 * log_odds - 1.0))))
+    assert rerank(calibrated_stage, page, spots)[0].confidence == pytest.approx(
+        1 / (1 + np.exp(-(0.5 * log_odds - 1.0)))
+    )
     # scored alike, the same shares, whatever the scores' level: what the score alone cannot say
-    assert [s.confidence for s in rerank(dataclasses.replace(stage, net=Scores(5.0, 6.0, 8.0, 7.0)), page, spots)] == \
-        pytest.approx([s.confidence for s in ranked])
+    assert [
+        s.confidence for s in rerank(dataclasses.replace(stage, net=Scores(5.0, 6.0, 8.0, 7.0)), page, spots)
+    ] == pytest.approx([s.confidence for s in ranked])
     assert rerank(dataclasses.replace(stage, candidates=1), page, spots[:1])[0].confidence == 1.0  # a lone candidate
     with pytest.raises(UserError, match="second_stage.confidence=odds: must be one of score, share"):
         check_reranking(confidence="odds")
@@ -239,12 +267,30 @@ def test_platt_scaling_makes_confidence_match_the_share_right():
 @pytest.fixture(scope="module")
 def two_stage_run(tmp_path_factory):
     """A few steps of both stages on two generated pages, through train.py."""
-    root = write_labelled_pages(tmp_path_factory.mktemp("two_stage"),
-                                {"p0.png": ((128, 160), [(30, 40, 46, 60)]), "p1.png": ((128, 160), [(100, 20, 116, 40)])})
-    result = subprocess.run([sys.executable, "train.py", f"data.root={root}", "data.panel=64", "data.batch_size=2",
-                             "data.steps_per_epoch=1", "data.val_pages=[p1.png]", "trainer.max_epochs=1", "trainer.accelerator=cpu",
-                             "logger=none", f"hydra.run.dir={root / 'run'}", *SECOND_STAGE],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    root = write_labelled_pages(
+        tmp_path_factory.mktemp("two_stage"),
+        {"p0.png": ((128, 160), [(30, 40, 46, 60)]), "p1.png": ((128, 160), [(100, 20, 116, 40)])},
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            f"data.root={root}",
+            "data.panel=64",
+            "data.batch_size=2",
+            "data.steps_per_epoch=1",
+            "data.val_pages=[p1.png]",
+            "trainer.max_epochs=1",
+            "trainer.accelerator=cpu",
+            "logger=none",
+            f"hydra.run.dir={root / 'run'}",
+            *SECOND_STAGE,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return root
 
@@ -269,7 +315,9 @@ def test_training_adds_the_second_stage_to_its_checkpoints(two_stage_run):
     from waldo_pl.crossval.runs import run_config
 
     again = rescored_pages(two_stage_run / "run", metrics, run_config(two_stage_run / "run"), Rescoring())
-    assert [(p["x"], p["y"], p["confidence_of"]) for p in again] == [(p["x"], p["y"], p["confidence_of"]) for p in metrics["pages"]]
+    assert [(p["x"], p["y"], p["confidence_of"]) for p in again] == [
+        (p["x"], p["y"], p["confidence_of"]) for p in metrics["pages"]
+    ]
 
 
 def test_predict_answers_with_the_second_stage_unless_told_not_to(two_stage_run, tmp_path):
@@ -278,15 +326,27 @@ def test_predict_answers_with_the_second_stage_unless_told_not_to(two_stage_run,
     ckpt = two_stage_run / "run" / "checkpoints" / "last.ckpt"
     page = two_stage_run / "images" / "p0.png"
     both = predict(str(page), str(ckpt), str(tmp_path / "both"), backend="torch", candidates=1, scales=[1.0])[0]
-    first = predict(str(page), str(ckpt), str(tmp_path / "first"), backend="torch", candidates=1, scales=[1.0], second_stage=False)[0]
+    first = predict(
+        str(page), str(ckpt), str(tmp_path / "first"), backend="torch", candidates=1, scales=[1.0], second_stage=False
+    )[0]
     assert all(s.first_stage is not None for s in both.spots) and len(both.spots) == 2
     assert all(s.first_stage is None for s in first.spots)
     answer = json.loads((tmp_path / "both" / "p0.json").read_text())
     assert "first_stage_confidence" in answer and "first_stage_confidence" in answer["candidates"][0]
     assert answer["confidence_calibration"].startswith("none")  # this run's second stage was not calibrated
     # the second stage re-orders the first stage's own spots
-    assert {(s.x, s.y) for s in both.spots} <= {(s.x, s.y) for s in predict(
-        str(page), str(ckpt), str(tmp_path / "first3"), backend="torch", candidates=2, scales=[1.0], second_stage=False)[0].spots}
+    assert {(s.x, s.y) for s in both.spots} <= {
+        (s.x, s.y)
+        for s in predict(
+            str(page),
+            str(ckpt),
+            str(tmp_path / "first3"),
+            backend="torch",
+            candidates=2,
+            scales=[1.0],
+            second_stage=False,
+        )[0].spots
+    }
 
 
 def test_export_keeps_the_second_stage(two_stage_run, tmp_path):
@@ -316,13 +376,19 @@ def test_export_calibrates_the_confidence_the_model_gives_and_no_other(two_stage
     fit = {"a": 0.5, "b": -1.0, "pages": 10, "hits": 6, "runs": "folds"}
     shared = export(ckpt, tmp_path / "share.pt", calibration={**fit, "confidence": "share"})
     stage = second_stage_from(read_checkpoint(shared), str(shared))
-    assert stage.confidence == "share" and stage.platt == (0.5, -1.0) and "share of the candidates' odds" in stage.calibration
+    assert (
+        stage.confidence == "share"
+        and stage.platt == (0.5, -1.0)
+        and "share of the candidates' odds" in stage.calibration
+    )
     assert json.loads(shared.with_suffix(".json").read_text())["second_stage"]["confidence"] == "share"
     # the score instead: only with a calibration fitted on it (the model's own mapping was the share's)
     scored = export(ckpt, tmp_path / "score.pt", calibration=fit, confidence="score")
     stage = second_stage_from(read_checkpoint(scored), str(scored))
     assert stage.confidence == "score" and stage.platt == (0.5, -1.0) and "second stage's score" in stage.calibration
-    with pytest.raises(UserError, match="--confidence score: the model was calibrated on its share; give --calibration"):
+    with pytest.raises(
+        UserError, match="--confidence score: the model was calibrated on its share; give --calibration"
+    ):
         export(ckpt, tmp_path / "bare.pt", confidence="score")
     with pytest.raises(UserError, match="--calibration: fitted on the score, but the model's confidence is its share"):
         export(ckpt, tmp_path / "mixed.pt", calibration={**fit, "confidence": "score"})
@@ -331,19 +397,36 @@ def test_export_calibrates_the_confidence_the_model_gives_and_no_other(two_stage
     with pytest.raises(UserError, match="fitted on the first stage's confidence, not the second stage's"):
         export(ckpt, tmp_path / "first.pt", calibration={**fit, "confidence": "first stage"})
     # how the calibration's pages were searched goes into the record; a garbled search is refused
-    flipped = export(ckpt, tmp_path / "flip.pt", calibration={**fit, "confidence": "share", "search": {"scales": [1, 1.25], "flip": True}})
-    assert second_stage_from(read_checkpoint(flipped), str(flipped)).calibration.endswith("searched at scales 1, 1.25 and mirrored")
-    merged = export(ckpt, tmp_path / "mean.pt", calibration={**fit, "confidence": "share",
-                                                             "search": {"scales": [1, 1.25], "flip": True, "merge": "mean"}})
-    assert second_stage_from(read_checkpoint(merged), str(merged)).calibration.endswith("scales 1, 1.25 (their mean) and mirrored")
+    flipped = export(
+        ckpt,
+        tmp_path / "flip.pt",
+        calibration={**fit, "confidence": "share", "search": {"scales": [1, 1.25], "flip": True}},
+    )
+    assert second_stage_from(read_checkpoint(flipped), str(flipped)).calibration.endswith(
+        "searched at scales 1, 1.25 and mirrored"
+    )
+    merged = export(
+        ckpt,
+        tmp_path / "mean.pt",
+        calibration={**fit, "confidence": "share", "search": {"scales": [1, 1.25], "flip": True, "merge": "mean"}},
+    )
+    assert second_stage_from(read_checkpoint(merged), str(merged)).calibration.endswith(
+        "scales 1, 1.25 (their mean) and mirrored"
+    )
     with pytest.raises(UserError, match="--calibration: its search is not one waldo-crossval --calibrate writes"):
-        export(ckpt, tmp_path / "garbled.pt", calibration={**fit, "confidence": "share", "search": {"scales": [1], "flip": "yes"}})
+        export(
+            ckpt,
+            tmp_path / "garbled.pt",
+            calibration={**fit, "confidence": "share", "search": {"scales": [1], "flip": "yes"}},
+        )
     assert not any((tmp_path / name).exists() for name in ("bare.pt", "mixed.pt", "odd.pt", "first.pt", "garbled.pt"))
     # a calibration that weighs the first stage's log-odds too keeps its third number, composed with the model's own
     both = export(ckpt, tmp_path / "both.pt", calibration={**fit, "confidence": "share", "c": 0.25})
     stage = second_stage_from(read_checkpoint(both), str(both))
     assert stage.platt == (0.5, -1.0, 0.25) and "and the first stage's log-odds there" in stage.calibration
-    again = export(both, tmp_path / "again.pt", calibration={**fit, "confidence": "share", "c": 0.1})  # 0.5 x (...) + 0.1 f
+    again = export(
+        both, tmp_path / "again.pt", calibration={**fit, "confidence": "share", "c": 0.1}
+    )  # 0.5 x (...) + 0.1 f
     assert second_stage_from(read_checkpoint(again), str(again)).platt == pytest.approx((0.25, -1.5, 0.225))
 
 
@@ -377,23 +460,49 @@ def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_
     from waldo_pl.crossval.runs import run_config
 
     real = rescore.load_for_search
-    monkeypatch.setattr(rescore, "load_for_search", lambda *args: (lambda net, stage, bf16: (
-        net, stage and dataclasses.replace(stage, net=LastFirst()), bf16))(*real(*args)))
+    monkeypatch.setattr(
+        rescore,
+        "load_for_search",
+        lambda *args: (lambda net, stage, bf16: (net, stage and dataclasses.replace(stage, net=LastFirst()), bf16))(
+            *real(*args)
+        ),
+    )
     run = two_stage_run / "run"
     record, cfg = json.loads((run / "metrics.json").read_text()), run_config(run)
-    answer = lambda **kw: {k: v for k, v in rescored_pages(run, record, cfg, Rescoring.searching([1.0], **kw))[0].items()
-                           if k in ("x", "y")}
+    answer = lambda **kw: {
+        k: v
+        for k, v in rescored_pages(run, record, cfg, Rescoring.searching([1.0], **kw))[0].items()
+        if k in ("x", "y")
+    }
     assert answer(candidates=1) == answer(second_stage=False)  # one spot: the first stage's answer stands
     assert answer(candidates=2, margin=0) != answer(second_stage=False)  # two, no margin: its second spot
     assert answer() == answer(candidates=3)  # as it trained
     # the stand-in is surer of the third spot than of the first by 2 log-odds: a margin of 2.5 keeps the first
     assert answer(margin=2.5) == answer(second_stage=False) != answer(margin=1.5) == answer(candidates=3, margin=0)
-    bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--candidates", "0"], cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --candidates 0: must be a whole number, 1 or more"), bad.stderr
-    bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "-1"], cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --margin -1.0: must be a number of log-odds"), bad.stderr
-    bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "2", "--first-stage-only"], cwd=REPO,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "waldo_pl.crossval", str(run), "--candidates", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --candidates 0: must be a whole number, 1 or more"), (
+        bad.stderr
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "-1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --margin -1.0: must be a number of log-odds"), (
+        bad.stderr
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "2", "--first-stage-only"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: --margin 2.0 with --first-stage-only"), bad.stderr
 
 
@@ -418,15 +527,21 @@ def test_crossval_searches_again_with_the_confidence_made_from_either_number(two
 
     run = two_stage_run / "run"
     record, cfg = json.loads((run / "metrics.json").read_text()), run_config(run)
-    share, score = (rescored_pages(run, record, cfg, Rescoring.searching([1.0], confidence=c))[0] for c in ("share", "score"))
+    share, score = (
+        rescored_pages(run, record, cfg, Rescoring.searching([1.0], confidence=c))[0] for c in ("share", "score")
+    )
     assert (share["x"], share["y"]) == (score["x"], score["y"]) and share["log_odds"] != score["log_odds"]
     assert rescored_pages(run, record, cfg, Rescoring.searching([1.0]))[0] == share  # as it trained
     first = rescored_pages(run, record, cfg, Rescoring.searching([1.0], second_stage=False))[0]
     assert [p["confidence_of"] for p in (share, score, first)] == ["share", "score", "first stage"]
     assert record["pages"][0]["confidence_of"] == "share"  # the training's own validation records it too
-    for args, error in ((["--confidence", "odds"], "error: --confidence odds: must be one of score, share"),
-                        (["--confidence", "score", "--first-stage-only"], "error: --confidence score with --first-stage-only")):
-        bad = subprocess.run([sys.executable, "-m", "waldo_pl.crossval", str(run), *args], cwd=REPO, capture_output=True, text=True)
+    for args, error in (
+        (["--confidence", "odds"], "error: --confidence odds: must be one of score, share"),
+        (["--confidence", "score", "--first-stage-only"], "error: --confidence score with --first-stage-only"),
+    ):
+        bad = subprocess.run(
+            [sys.executable, "-m", "waldo_pl.crossval", str(run), *args], cwd=REPO, capture_output=True, text=True
+        )
         assert bad.returncode == 2 and bad.stderr.startswith(error), bad.stderr
 
 
@@ -436,26 +551,46 @@ def test_waldo_second_stage_retrains_it_for_a_finished_run(two_stage_run, tmp_pa
     run = tmp_path / "run"
     shutil.copytree(two_stage_run / "run", run)
     settings = [s.removeprefix("second_stage.") for s in SECOND_STAGE[1:]]
-    result = subprocess.run([sys.executable, "-m", "waldo_pl.second_stage", str(run), *settings, "candidates=2"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "waldo_pl.second_stage", str(run), *settings, "candidates=2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for path in (run / "checkpoints").glob("*.ckpt"):
         assert second_stage_from(read_checkpoint(path), str(path)).candidates == 2
-    bad = subprocess.run([sys.executable, "-m", "waldo_pl.second_stage", str(run), "stepz=3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [sys.executable, "-m", "waldo_pl.second_stage", str(run), "stepz=3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: stepz: not a second-stage setting"), bad.stderr
-    missing = subprocess.run([sys.executable, "-m", "waldo_pl.second_stage", str(tmp_path / "nowhere")], cwd=REPO, capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "waldo_pl.second_stage", str(tmp_path / "nowhere")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "no readable .hydra/config.yaml" in missing.stderr
 
 
-@pytest.mark.skipif(not openvino_backend.available(), reason="OpenVINO is not installed (pip install -e '.[openvino]')")
+@pytest.mark.skipif(not openvino_backend.available(), reason="OpenVINO is not installed (pip install openvino)")
 def test_openvino_runs_both_stages_as_pytorch_does(two_stage_run, tmp_path, monkeypatch):
     from waldo_pl.inference.predict import predict
 
     monkeypatch.setenv("WALDO_PL_CACHE", str(tmp_path / "cache"))
     ckpt = two_stage_run / "run" / "checkpoints" / "last.ckpt"
     page = two_stage_run / "images" / "p0.png"
-    answers = {backend: predict(str(page), str(ckpt), str(tmp_path / backend), backend=backend, precision="32", candidates=2,
-                                scales=[1.0])[0] for backend in ("torch", "openvino")}
+    answers = {
+        backend: predict(
+            str(page), str(ckpt), str(tmp_path / backend), backend=backend, precision="32", candidates=2, scales=[1.0]
+        )[0]
+        for backend in ("torch", "openvino")
+    }
     assert openvino_backend.load_checkpoint(ckpt, False)[1].margin == MARGIN  # the margin goes through its cache too
     torch_spots, openvino_spots = answers["torch"].spots, answers["openvino"].spots
     assert [(s.x, s.y) for s in torch_spots] == [(s.x, s.y) for s in openvino_spots] and len(torch_spots) == 3

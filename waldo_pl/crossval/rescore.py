@@ -33,22 +33,35 @@ class Rescoring:
 
     def __post_init__(self):
         check_reranking(self.candidates, self.margin, self.confidence, named=as_flag)
-        for flag, value in (("--margin", self.margin), ("--confidence", self.confidence), ("--candidates", self.candidates)):
+        for flag, value in (
+            ("--margin", self.margin),
+            ("--confidence", self.confidence),
+            ("--candidates", self.candidates),
+        ):
             if not self.second_stage and value is not None:
                 raise UserError(f"{flag} {value} with --first-stage-only: it is the second stage's; give one of them")
 
     @classmethod
-    def searching(cls, scales=None, flip: bool | None = None, merge: str | None = None, **stage) -> Rescoring:
-        """The training-time search with `scales`, `flip` and `merge` where given."""
-        return cls(with_settings(ONE_PASS, scales=scales, flip=flip, merge=merge), **stage)
+    def searching(
+        cls, scales=None, flip: bool | None = None, merge: str | None = None, windows: int | None = None, **stage
+    ) -> Rescoring:
+        """The training-time search with `scales`, `flip`, `merge` and `windows` where given."""
+        return cls(with_settings(ONE_PASS, scales=scales, flip=flip, merge=merge, windows=windows), **stage)
 
     def searched(self) -> dict:
         """How the pages were searched, as a calibration fitted on them records it."""
-        return {"scales": list(self.search.scales), "flip": self.search.flip, "merge": self.search.merge}
+        searched = {"scales": list(self.search.scales), "flip": self.search.flip, "merge": self.search.merge}
+        return searched if not self.search.windows else {**searched, "windows": self.search.windows}
 
 
-def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, rescoring: Rescoring, data_root: Path | None = None,
-                   pages_at: dict | None = None) -> list[dict]:
+def rescored_pages(
+    run: Path,
+    record: dict,
+    cfg: DictConfig | None,
+    rescoring: Rescoring,
+    data_root: Path | None = None,
+    pages_at: dict | None = None,
+) -> list[dict]:
     """The run's held-out pages (its metrics.json `record`) searched again by its last checkpoint as `rescoring`
     says, against the labels as the run read them (its data.root unless `data_root`, its decoys); `pages_at` keeps
     each folder's pages between runs."""
@@ -70,6 +83,8 @@ def rescored_pages(run: Path, record: dict, cfg: DictConfig | None, rescoring: R
     results = []
     for page in (p for p in pages_at[roots, decoys] if p.name in held_out):
         _, spots = search(net, page.image, settings, stage)
-        results.append({"page": page.name, **page_outcome(spots, page.waldo_boxes), "confidence_of": confidence_of(stage)})
+        results.append(
+            {"page": page.name, **page_outcome(spots, page.waldo_boxes), "confidence_of": confidence_of(stage)}
+        )
     order = [p["page"] for p in record["pages"]]
     return sorted(results, key=lambda p: order.index(p["page"]))

@@ -8,8 +8,8 @@ from pathlib import Path
 from waldo_pl.errors import UserError
 from waldo_pl.inference import openvino_backend
 from waldo_pl.inference.networks import PageNetwork, fast_page_network
-from waldo_pl.second_stage.spec import SecondStage
 from waldo_pl.precision import bf16_on
+from waldo_pl.second_stage.spec import SecondStage
 
 
 def check_choices(accelerator: str = "auto", precision: str = "auto", backend: str = "auto") -> None:
@@ -65,13 +65,34 @@ def search_network(net, device, bf16: bool, backend: str = "auto") -> PageNetwor
 
 def _check_openvino(backend: str, on_cpu: bool) -> None:
     if backend == "openvino" and not openvino_backend.available():
-        raise UserError("backend=openvino: OpenVINO is not installed; pip install -e '.[openvino]', or use backend=torch")
+        raise UserError(
+            "backend=openvino: OpenVINO is not installed; pip install openvino (a dependency of this project), "
+            "or use backend=torch"
+        )
     if backend == "openvino" and not on_cpu:
         raise UserError("backend=openvino runs on the CPU; use accelerator=cpu, or backend=torch on the GPU")
 
 
-def load_for_search(path, accelerator: str = "auto", precision: str = "auto", backend: str = "auto",
-                    setting: str | None = "ckpt", second_stage: bool = True) -> tuple[PageNetwork, SecondStage | None, bool]:
+def described(net: PageNetwork, bf16: bool, precision: str = "auto") -> str:
+    """Which backend runs the search, where, and in which precision (and why, where `precision` was auto), in words."""
+    if isinstance(net, openvino_backend.OpenVINONetwork):
+        where = "OpenVINO on the CPU"
+    else:
+        where = f"PyTorch on the {getattr(net, 'device', 'cpu')}"
+    why = ""
+    if str(precision) == "auto":
+        why = " (native here)" if bf16 else " (no native bf16 here)" if "CPU" in where or "cpu" in where else ""
+    return f"{where}, {'bf16' if bf16 else 'float32'}{why}"
+
+
+def load_for_search(
+    path,
+    accelerator: str = "auto",
+    precision: str = "auto",
+    backend: str = "auto",
+    setting: str | None = "ckpt",
+    second_stage: bool = True,
+) -> tuple[PageNetwork, SecondStage | None, bool]:
     """A checkpoint file as the search runs it: its first stage, its second stage (None when the file has none
     or `second_stage` is off), and whether they run in bf16. OpenVINO on a CPU where it is installed (backend=auto
     or openvino), from its cache without PyTorch once converted; else PyTorch, on the chosen device."""

@@ -33,7 +33,7 @@ def tile_starts(length: int, tile: int, margin: int) -> list[int]:
 
 
 def blend_weights(start: int, tile: int, length: int, margin: int) -> np.ndarray:
-    """Along one axis: 0 within `margin` of a cut, rising over the next `margin`, 1 inside; page edges keep full weight."""
+    """Along one axis: 0 within `margin` of a cut, rising over the next `margin`, 1 inside; page edges weigh fully."""
     size = min(tile, length)
     ramp = np.clip((np.arange(size) - margin + 1) / margin, 0, 1).astype(np.float32)
     weights = np.ones(size, np.float32)
@@ -63,7 +63,9 @@ def check_merge(merge: str) -> None:
         raise ValueError(f"merge={merge}: {' or '.join(MERGES)} (how the scales' heatmaps combine per pixel)")
 
 
-def page_log_odds(net, page: np.ndarray, *, tile: int, batch_size: int, max_whole_pixels: int, bf16: bool = False) -> np.ndarray:
+def page_log_odds(
+    net, page: np.ndarray, *, tile: int, batch_size: int, max_whole_pixels: int, bf16: bool = False
+) -> np.ndarray:
     """Waldo log-odds (H, W) float32 for an RGB uint8 page (H, W, 3); tiles when the page is over `max_whole_pixels`.
     `net` is a PageNetwork, or a PyTorch network (run in bf16 autocast when `bf16`)."""
     check_tile(tile)
@@ -89,7 +91,9 @@ def page_log_odds(net, page: np.ndarray, *, tile: int, batch_size: int, max_whol
         scores = net(np.stack([_tile(page, y, x, min(tile, ph - y), min(tile, pw - x)) for y, x in batch]))
         for (y, x), score in zip(batch, scores):
             th, tw = score.shape
-            total[y : y + th, x : x + tw] += score * np.outer(blend_weights(y, tile, ph, MARGIN), blend_weights(x, tile, pw, MARGIN))
+            total[y : y + th, x : x + tw] += score * np.outer(
+                blend_weights(y, tile, ph, MARGIN), blend_weights(x, tile, pw, MARGIN)
+            )
     total = total[:h, :w]
     total /= weight_y[:h, None]
     total /= weight_x[None, :w]
@@ -103,8 +107,18 @@ def _tile(page: np.ndarray, y: int, x: int, th: int, tw: int) -> np.ndarray:
     return np.pad(part, ((0, short_h), (0, short_w), (0, 0)), mode="edge") if short_h or short_w else part
 
 
-def log_odds_at_scales(net, page: np.ndarray, scales, flip: bool, merge: str, bf16: bool, *, tile: int, batch_size: int,
-                       max_whole_pixels: int) -> np.ndarray:
+def log_odds_at_scales(
+    net,
+    page: np.ndarray,
+    scales,
+    flip: bool,
+    merge: str,
+    bf16: bool,
+    *,
+    tile: int,
+    batch_size: int,
+    max_whole_pixels: int,
+) -> np.ndarray:
     """The page searched at each scale, per pixel the mean log-odds over the scales (`merge="max"`: the best), in the
     page's own pixels: like `flip`, which makes each scale's map the mean of the page's and its mirror image's
     (mirrored back), a spot the network sees at one scale only counts less than one it sees at all of them."""
@@ -154,3 +168,72 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
         frac = (where - low).astype(np.float32).reshape(shape)
         image = np.take(image, low, axis=axis) * (1 - frac) + np.take(image, high, axis=axis) * frac
     return image.astype(np.float32, copy=False)
+
+
+WINDOW_SIDE = 256  # a window around a spot, in page pixels: Waldo's region with room around it
+WINDOW_GRID = 64  # windows start on this grid: at scale 1.25 too their crops start on the network's 16-px grid
+
+
+def window_corners(centres, height: int, width: int, side: int = WINDOW_SIDE) -> list[tuple[int, int]]:
+    """The top-left corner of a window of `side` around each (y, x) centre, on WINDOW_GRID, inside the page where
+    the page is that large."""
+    corners = []
+    for y, x in centres:
+        corner = []
+        for centre, length in ((y, height), (x, width)):
+            start = int(round((centre - side / 2) / WINDOW_GRID)) * WINDOW_GRID
+            corner.append(max(0, min(start, (length - side) // WINDOW_GRID * WINDOW_GRID)))
+        corners.append((corner[0], corner[1]))
+    return corners
+
+
+def log_odds_in_windows(
+    net,
+    page: np.ndarray,
+    first_pass: np.ndarray,
+    centres,
+    scales,
+    flip: bool,
+    merge: str,
+    bf16: bool,
+    side: int = WINDOW_SIDE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`first_pass` (the page's log-odds at scale 1, unmirrored) with the search's other passes (each scale, and
+    mirrored where `flip`) merged in as log_odds_at_scales merges them, but only within a window of `side` around
+    each (y, x) of `centres`; and the mask of those windows. Each pass sees its window with MARGIN of the page
+    around it (the network's reach), the windows of a pass in one batch of one size."""
+    check_scales(scales)
+    check_merge(merge)
+    net = page_network(net, bf16)
+    h, w = page.shape[:2]
+    corners = window_corners(centres, h, w, side)
+    crop = side + 2 * MARGIN
+    ph, pw = h + -h % MULTIPLE, w + -w % MULTIPLE
+    # each window with MARGIN around it, cut from the page padded as the search pads it (edge repeated)
+    padded = np.pad(page, ((MARGIN, MARGIN + ph - h), (MARGIN, MARGIN + pw - w), (0, 0)), mode="edge")
+    crops = np.stack([padded[y : y + crop, x : x + crop] for y, x in corners])
+
+    def at(scale: float, mirrored: bool) -> np.ndarray:
+        """(N, side, side) log-odds of the windows at `scale` (mirrored, then mirrored back), in page pixels."""
+        if scale == 1.0 and not mirrored:
+            return np.stack([first_pass_padded[y : y + side, x : x + side] for y, x in corners])
+        size = crop if scale == 1.0 else max(MULTIPLE, round(crop * scale / MULTIPLE) * MULTIPLE)
+        batch = (
+            crops
+            if size == crop
+            else np.stack([np.array(Image.fromarray(c).resize((size, size), Image.BILINEAR)) for c in crops])
+        )
+        heat = net(np.ascontiguousarray(batch[:, :, ::-1] if mirrored else batch))
+        heat = heat[:, :, ::-1] if mirrored else heat
+        if size != crop:
+            heat = np.stack([resize_bilinear(m, crop, crop) for m in heat])
+        return heat[:, MARGIN : MARGIN + side, MARGIN : MARGIN + side]
+
+    first_pass_padded = np.pad(first_pass, ((0, side), (0, side)), mode="edge")
+    per_scale = (((at(s, False) + at(s, True)) / 2 if flip else at(s, False)) for s in scales)
+    merged = merge_maps(per_scale, merge)
+    out, inside = first_pass.copy(), np.zeros((h, w), bool)
+    for (y, x), heat in zip(corners, merged):
+        out[y : y + side, x : x + side] = heat[: max(0, h - y), : max(0, w - x)]
+        inside[y : y + side, x : x + side] = True
+    return out, inside

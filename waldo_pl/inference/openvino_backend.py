@@ -1,4 +1,4 @@
-"""The search's networks compiled by OpenVINO for the CPU (pip install -e '.[openvino]'): the same log-odds as
+"""The search's networks compiled by OpenVINO for the CPU (a dependency of the project): the same log-odds as
 PyTorch within bf16 rounding, faster there (bench/predict_speed.py measures by how much).
 
 A checkpoint is converted once, both stages, into a cache folder ($WALDO_PL_CACHE, else ~/.cache/waldo_pl)
@@ -22,10 +22,10 @@ from waldo_pl.errors import UserError
 from waldo_pl.inference.networks import PageNetwork, SpotNetwork
 from waldo_pl.second_stage.spec import SecondStage
 
-FORMAT = 2          # what a cache entry holds (the graph, its input, the second stage's settings, every one named since 2):
-                    # bump it when they change, so files are converted again
+FORMAT = 2  # what a cache entry holds (the graph, its input, the second stage's settings, every one named since 2):
+# bump it when they change, so files are converted again
 COMPILED_SIZES = 4  # page sizes kept compiled at once (a folder of pages of many sizes)
-KEPT_MODELS = 8     # converted checkpoints the cache keeps, the most recently used
+KEPT_MODELS = 8  # converted checkpoints the cache keeps, the most recently used
 
 
 def available() -> bool:
@@ -82,7 +82,9 @@ class OpenVINOSpotNetwork(SpotNetwork):
         self.compiled = _core().compile_model(model, "CPU", _config(bf16))
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.compiled(np.ascontiguousarray(windows, dtype=np.float32))[0], dtype=np.float32).reshape(-1)
+        return np.asarray(self.compiled(np.ascontiguousarray(windows, dtype=np.float32))[0], dtype=np.float32).reshape(
+            -1
+        )
 
 
 def _page_model(net):
@@ -109,7 +111,9 @@ def _spot_model(net):
 
     from waldo_pl.data.spot_windows import WINDOW
 
-    return ov.convert_model(net.cpu().float().eval(), example_input=torch.rand(1, 3, WINDOW, WINDOW), input=[-1, 3, WINDOW, WINDOW])
+    return ov.convert_model(
+        net.cpu().float().eval(), example_input=torch.rand(1, 3, WINDOW, WINDOW), input=[-1, 3, WINDOW, WINDOW]
+    )
 
 
 def _save(model, path: Path) -> None:
@@ -124,7 +128,9 @@ def compile_network(net, bf16: bool) -> OpenVINONetwork:
     return OpenVINONetwork(_page_model(net), bf16)
 
 
-def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | None = "ckpt") -> tuple[OpenVINONetwork, SecondStage | None]:
+def load_checkpoint(
+    path, bf16: bool, second_stage: bool = True, setting: str | None = "ckpt"
+) -> tuple[OpenVINONetwork, SecondStage | None]:
     """Both stages of a checkpoint file (a train.py .ckpt or a waldo-export file), from the cache when it holds
     them; otherwise read as data (models/checkpoint.py), converted and cached first."""
     digest = hashlib.sha256(f"{FORMAT}:".encode())
@@ -155,6 +161,7 @@ def load_checkpoint(path, bf16: bool, second_stage: bool = True, setting: str | 
 
 def _prune(keep: Path) -> None:
     """Remove all but the KEPT_MODELS most recently used conversions, `keep` among them."""
+
     def used(entry: Path) -> float:
         try:
             return entry.stat().st_mtime
@@ -178,8 +185,10 @@ def _convert_checkpoint(path, setting: str | None, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     except OSError as err:
-        raise UserError(f"cannot write the OpenVINO cache {folder.parent} ({err.strerror}); set WALDO_PL_CACHE to a "
-                        "writable folder, or use backend=torch") from None
+        raise UserError(
+            f"cannot write the OpenVINO cache {folder.parent} ({err.strerror}); set WALDO_PL_CACHE to a "
+            "writable folder, or use backend=torch"
+        ) from None
     _save(_page_model(net), tmp / "first.xml")
     saved = {"format": FORMAT, "source": str(path), "second_stage": None}
     if stage is not None:

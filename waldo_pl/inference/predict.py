@@ -11,7 +11,6 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -19,7 +18,7 @@ from omegaconf import MISSING
 from waldo_pl.data.formats import read_labels
 from waldo_pl.data.page import read_image
 from waldo_pl.errors import UserError
-from waldo_pl.inference.device import load_for_search
+from waldo_pl.inference.device import described, load_for_search
 from waldo_pl.inference.report import PageAnswer, score, write_answer, write_pictures, write_report
 from waldo_pl.inference.rerank import SecondStage
 from waldo_pl.inference.search import PREDICT, SearchSettings, search
@@ -35,25 +34,26 @@ class PredictConfig:
     """predict.py's settings, typed: OmegaConf refuses a value of the wrong type while composing (conf/predict.yaml).
     typing's Optional and List, which OmegaConf reads on every Python this project supports."""
 
-    img: str = MISSING                 # a page, a folder of pages or a glob
-    ckpt: Optional[str] = None            # a train.py checkpoint or a waldo-export file; None: the bundled model
+    img: str = MISSING  # a page, a folder of pages or a glob
+    ckpt: str | None = None  # a train.py checkpoint or a waldo-export file; None: the bundled model
     output_dir: str = "predictions"
-    labels: Optional[str] = None          # annotations.csv or a folder of VOC .xml: also write report.csv and report.md
-    accelerator: str = "auto"          # auto | cpu | gpu
-    precision: str = "auto"            # auto | 32 | bf16
-    backend: str = "auto"              # auto (OpenVINO on a CPU where it is installed) | torch | openvino
+    labels: str | None = None  # annotations.csv or a folder of VOC .xml: also write report.csv and report.md
+    accelerator: str = "auto"  # auto | cpu | gpu
+    precision: str = "auto"  # auto | 32 | bf16
+    backend: str = "auto"  # auto (OpenVINO on a CPU where it is installed) | torch | openvino
     # the search's settings, defaulting to the search's own (SearchSettings: what each does); a value set here or on
     # the command line replaces it
     threshold: float = PREDICT.threshold
-    scales: List[float] = dataclasses.field(default_factory=lambda: list(PREDICT.scales))
+    scales: list[float] = dataclasses.field(default_factory=lambda: list(PREDICT.scales))
     flip: bool = PREDICT.flip
     merge: str = PREDICT.merge
     candidates: int = PREDICT.candidates
     tile: int = PREDICT.tile
     batch_size: int = PREDICT.batch_size
     max_whole_pixels: int = PREDICT.max_whole_pixels
-    full: bool = False                 # also the tutorial's page-size PNG pictures
-    second_stage: bool = True          # re-rank the best spots with the model's second stage, where it has one
+    windows: int = PREDICT.windows
+    full: bool = False  # also the tutorial's page-size PNG pictures
+    second_stage: bool = True  # re-rank the best spots with the model's second stage, where it has one
 
 
 ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
@@ -69,7 +69,9 @@ def list_images(spec: str) -> list[Path]:
     else:
         found = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
     if not found:
-        raise UserError(f"img={spec}: no such file, no images in that folder, or nothing matches; give a page, a folder or a glob")
+        raise UserError(
+            f"img={spec}: no such file, no images in that folder, or nothing matches; give a page, a folder or a glob"
+        )
     return found
 
 
@@ -81,8 +83,15 @@ def stems(images: list[Path]) -> list[str]:
     return [p.stem if counts[p.stem] == 1 else p.name for p in images]
 
 
-def answer_page(net, image: Path, settings: SearchSettings, out_dir: Path, stem: str, full: bool = False,
-                stage: SecondStage | None = None) -> PageAnswer:
+def answer_page(
+    net,
+    image: Path,
+    settings: SearchSettings,
+    out_dir: Path,
+    stem: str,
+    full: bool = False,
+    stage: SecondStage | None = None,
+) -> PageAnswer:
     """Search one page file and write its pictures and JSON."""
     start = time.perf_counter()
     page = read_image(image)
@@ -94,9 +103,18 @@ def answer_page(net, image: Path, settings: SearchSettings, out_dir: Path, stem:
     return answer
 
 
-def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", labels: str | None = None,
-            accelerator: str = "auto", precision: str = "auto", backend: str = "auto", full: bool = False,
-            second_stage: bool = True, **settings) -> list[PageAnswer]:
+def predict(
+    img: str,
+    ckpt: str | None = None,
+    output_dir: str = "predictions",
+    labels: str | None = None,
+    accelerator: str = "auto",
+    precision: str = "auto",
+    backend: str = "auto",
+    full: bool = False,
+    second_stage: bool = True,
+    **settings,
+) -> list[PageAnswer]:
     """Find Waldo on every page of `img`; print a line each, write the files, and score against `labels`."""
     if ckpt is None:
         ckpt = bundled_model()
@@ -107,9 +125,15 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
     search_settings = SearchSettings(**settings)  # a bad setting is said before the model is loaded
     net, stage, bf16 = load_for_search(ckpt, accelerator, precision, backend, "ckpt", second_stage)
     search_settings = dataclasses.replace(search_settings, bf16=bf16)
+    log.info("search: %s", described(net, bf16, precision))
     if stage is not None:
-        log.info("second stage: re-ranking the best %d spots, the first stage's answer kept unless another scores %g log-odds "
-                 "higher; confidence calibrated by %s", stage.candidates, stage.margin, stage.calibration)
+        log.info(
+            "second stage: re-ranking the best %d spots, the first stage's answer kept unless another scores %g "
+            "log-odds higher; confidence calibrated by %s",
+            stage.candidates,
+            stage.margin,
+            stage.calibration,
+        )
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     answers, failed = [], []
@@ -126,7 +150,10 @@ def predict(img: str, ckpt: str | None = None, output_dir: str = "predictions", 
     if truth is not None and answers:
         rows, totals = score(answers, truth)
         write_report(out_dir, rows, totals)
-        print(f"hit rate {totals['hit_rate']:.1%}, top-5 hit rate {totals['top5_hit_rate']:.1%} on {totals['pages']} labelled pages")
+        print(
+            f"hit rate {totals['hit_rate']:.1%}, top-5 hit rate {totals['top5_hit_rate']:.1%} "
+            f"on {totals['pages']} labelled pages"
+        )
     if failed:
         print(f"{len(failed)} of {len(images)} page(s) failed:", *failed, sep="\n  ", file=sys.stderr)
     if not answers:

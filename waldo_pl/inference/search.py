@@ -8,7 +8,7 @@ import numpy as np
 
 from waldo_pl.errors import UserError
 from waldo_pl.inference.answer import Spot, check_threshold, find_spots
-from waldo_pl.inference.heatmap import check_merge, check_scales, check_tile, log_odds_at_scales
+from waldo_pl.inference.heatmap import check_merge, check_scales, check_tile, log_odds_at_scales, log_odds_in_windows
 from waldo_pl.inference.rerank import SecondStage, rerank
 from waldo_pl.models.grid import MULTIPLE
 
@@ -19,21 +19,30 @@ class SearchSettings:
     config, the Python API's `predict` and the app read them here). Searches that differ on purpose start from a named
     preset (ONE_PASS). Each bad value is a UserError named as predict.py's setting."""
 
-    threshold: float = 0.8          # the box is the region around the peak above this probability (the tutorial's)
-    scales: tuple[float, ...] = (1.0, 1.25)  # the page searched at these sizes: 1.25 finds the smallest Waldos more often
-    flip: bool = True               # also search the mirror image and average the two: finds more Waldos in photos
-    merge: str = "mean"             # the scales' maps per pixel: mean (a spot seen at one scale counts less) | max
-    candidates: int = 4             # next best distinct peaks after the answer
-    tile: int = 1024                # tile side for pages over max_whole_pixels
-    batch_size: int = 4             # tiles a batch
+    threshold: float = 0.8  # the box is the region around the peak above this probability (the tutorial's)
+    # the page searched at these sizes: 1.25 finds the smallest Waldos more often
+    scales: tuple[float, ...] = (1.0, 1.25)
+    flip: bool = True  # also search the mirror image and average the two: finds more Waldos in photos
+    merge: str = "mean"  # the scales' maps per pixel: mean (a spot seen at one scale counts less) | max
+    # 0: every pass over the whole page; N: the page once at scale 1, unmirrored, then the other scales and the mirror
+    # image only in windows around that pass's N best spots, where the answer is then found
+    windows: int = 0
+    candidates: int = 4  # next best distinct peaks after the answer
+    tile: int = 1024  # tile side for pages over max_whole_pixels
+    batch_size: int = 4  # tiles a batch
     max_whole_pixels: int = 8_000_000  # larger pages are searched in tiles, which bounds the memory
-    bf16: bool = False              # bf16 autocast (a GPU, or a CPU with native bf16)
+    bf16: bool = False  # bf16 autocast (a GPU, or a CPU with native bf16)
 
     def __post_init__(self):
         object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
         check_threshold("threshold", self.threshold)
         if self.candidates < 0:
             raise UserError(f"candidates={self.candidates}: must be 0 or more")
+        if self.windows < 0 or self.windows and 1.0 not in self.scales:
+            raise UserError(
+                f"windows={self.windows}: must be 0 (the whole page every pass) or more, with 1.0 among the "
+                "scales (the pass over the whole page)"
+            )
         try:  # the heatmap's own checks, said as settings
             check_scales(self.scales)
             check_merge(self.merge)
@@ -62,17 +71,29 @@ def with_settings(preset: SearchSettings, **settings) -> SearchSettings:
     return dataclasses.replace(preset, **{name: value for name, value in settings.items() if value is not None})
 
 
-def search(net, page: np.ndarray, settings: SearchSettings = PREDICT,
-           second_stage: SecondStage | None = None) -> tuple[np.ndarray, list[Spot]]:
+def search(
+    net, page: np.ndarray, settings: SearchSettings = PREDICT, second_stage: SecondStage | None = None
+) -> tuple[np.ndarray, list[Spot]]:
     """Waldo's log-odds over an RGB uint8 page (H, W, 3), and the best spots on it, the answer first: the first
     stage's order, or with a second stage, its order over the first stage's best `second_stage.candidates`.
     `net` is a PageNetwork (device.load_for_search) or a PyTorch network, run in bf16 when `settings.bf16`."""
     h, w = page.shape[:2]
     if min(h, w) < MULTIPLE:
         raise UserError(f"page is {w}x{h} px; it needs at least {MULTIPLE} px a side")
-    log_odds = log_odds_at_scales(net, page, settings.scales, settings.flip, settings.merge, settings.bf16, **settings.tiling)
     count = 1 + settings.candidates
+    wanted = count if second_stage is None else max(count, second_stage.candidates)
+    if settings.windows and (len(settings.scales) > 1 or settings.flip):
+        first_pass = log_odds_at_scales(net, page, (1.0,), False, settings.merge, settings.bf16, **settings.tiling)
+        centres = [(s.y, s.x) for s in find_spots(first_pass, settings.threshold, count=max(settings.windows, wanted))]
+        log_odds, inside = log_odds_in_windows(
+            net, page, first_pass, centres, settings.scales, settings.flip, settings.merge, settings.bf16
+        )
+        spots = find_spots(np.where(inside, log_odds, -np.inf), settings.threshold, count=wanted)
+    else:
+        log_odds = log_odds_at_scales(
+            net, page, settings.scales, settings.flip, settings.merge, settings.bf16, **settings.tiling
+        )
+        spots = find_spots(log_odds, settings.threshold, count=wanted)
     if second_stage is None:
-        return log_odds, find_spots(log_odds, settings.threshold, count=count)
-    spots = find_spots(log_odds, settings.threshold, count=max(count, second_stage.candidates))
+        return log_odds, spots
     return log_odds, rerank(second_stage, page, spots, settings.bf16)[:count]
