@@ -446,7 +446,7 @@ def test_predict_says_once_which_backend_and_precision_it_searches_with(trained_
     assert said["torch"] == ["search: PyTorch on the cpu, float32"]
     # OpenVINO is installed with the project: a CPU search runs it unless told not to
     expected = (
-        "search: OpenVINO on the CPU, float32"
+        "search: OpenVINO on the cpu, float32"
         if openvino_backend.available()
         else "search: PyTorch on the cpu, float32"
     )

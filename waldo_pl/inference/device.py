@@ -74,15 +74,13 @@ def _check_openvino(backend: str, on_cpu: bool) -> None:
 
 
 def described(net: PageNetwork, bf16: bool, precision: str = "auto") -> str:
-    """Which backend runs the search, where, and in which precision (and why, where `precision` was auto), in words."""
-    if isinstance(net, openvino_backend.OpenVINONetwork):
-        where = "OpenVINO on the CPU"
-    else:
-        where = f"PyTorch on the {getattr(net, 'device', 'cpu')}"
-    why = ""
-    if str(precision) == "auto":
-        why = " (native here)" if bf16 else " (no native bf16 here)" if "CPU" in where or "cpu" in where else ""
-    return f"{where}, {'bf16' if bf16 else 'float32'}{why}"
+    """Which backend runs the search, where, and in which precision (on a CPU with precision=auto, why), in words."""
+    openvino = isinstance(net, openvino_backend.OpenVINONetwork)
+    device = "cpu" if openvino else str(getattr(net, "device", "cpu"))
+    said = f"{'OpenVINO' if openvino else 'PyTorch'} on the {device}, {'bf16' if bf16 else 'float32'}"
+    if str(precision) == "auto" and device == "cpu":
+        said += " (native here)" if bf16 else " (no native bf16 here)"
+    return said
 
 
 def load_for_search(
