@@ -1,7 +1,7 @@
 """The windowed search (predict.py's windows=N) against the whole search, page by page, in one process: the share of
 pages whose answer is the same spot, the pages found each way where they are labelled, and the time each way.
 
-    python bench/windowed_search.py [--model waldo_pl/weights/waldo.pt] [--windows 5 8] FOLDER [FOLDER ...]
+    python bench/windowed_search.py FOLDER [FOLDER ...] [--model waldo_pl/weights/waldo.pt] [--windows 5 8]
 
 The model's own training pages say how alike the two searches answer, not how often either finds Waldo on pages it
 never saw: for that, search the held-out pages of a cross-validation both ways (waldo-crossval --scales 1 1.25
