@@ -484,3 +484,21 @@ def test_the_windowed_search_finds_the_spots_of_the_whole_search_for_fewer_pixel
     assert found[5][1] < 0.7 * found[0][1]  # fewer pixels through the network
     with pytest.raises(UserError, match="windows=2: .*with 1.0 among the scales"):
         with_settings(PREDICT, windows=2, scales=(1.25,))
+
+
+def test_a_windows_log_odds_are_the_whole_searchs_away_from_the_pages_edges():
+    """Each pass cuts its windows from the page as that pass sees it (resized, mirrored) on the network's grid, with
+    its reach around them: the tutorial's network gives there what it gives over the whole page."""
+    from waldo_pl.inference.heatmap import log_odds_in_windows
+
+    torch.manual_seed(0)
+    net = TutorialNet().eval()
+    page = np.random.default_rng(2).integers(0, 256, (330, 410, 3), dtype=np.uint8)
+    tiling = {"tile": 1024, "batch_size": 4, "max_whole_pixels": 1 << 30}
+    whole = log_odds_at_scales(net, page, (1.0, 1.25), True, "mean", False, **tiling)
+    first = log_odds_at_scales(net, page, (1.0,), False, "mean", False, **tiling)
+    windowed, inside = log_odds_in_windows(net, page, first, [(150, 200), (60, 350)], (1.0, 1.25), True, "mean", False)
+    away = inside.copy()
+    away[:48], away[-48:], away[:, :48], away[:, -48:] = False, False, False, False
+    assert away.sum() > 20_000 and np.abs(windowed - whole)[away].max() < 1e-4
+    assert np.array_equal(windowed[~inside], first[~inside])  # outside the windows: the first pass

@@ -171,7 +171,7 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 WINDOW_SIDE = 256  # a window around a spot, in page pixels: Waldo's region with room around it
-WINDOW_GRID = 64  # windows start on this grid: at scale 1.25 too their crops start on the network's 16-px grid
+WINDOW_GRID = 64  # windows start on this grid (each pass cuts its crops on the network's 16-px grid itself)
 
 
 def window_corners(centres, height: int, width: int, side: int = WINDOW_SIDE) -> list[tuple[int, int]]:
@@ -187,6 +187,16 @@ def window_corners(centres, height: int, width: int, side: int = WINDOW_SIDE) ->
     return corners
 
 
+def _sampling(start: int, side: int, length: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis, for the page pixels start..start+side: the two pixels of a map `length` long that
+    resize_bilinear(map, ..., size) blends for each, and how much of the second: what the whole search reads from a
+    scale's map (identity where length == size)."""
+    index = np.minimum(np.arange(start, start + side), size - 1)
+    where = np.maximum((index.astype(np.float64) + 0.5) * (length / size) - 0.5, 0)
+    low = np.minimum(where.astype(np.int64), length - 1)
+    return low, np.minimum(low + 1, length - 1), (where - low).astype(np.float32)
+
+
 def log_odds_in_windows(
     net,
     page: np.ndarray,
@@ -200,36 +210,54 @@ def log_odds_in_windows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """`first_pass` (the page's log-odds at scale 1, unmirrored) with the search's other passes (each scale, and
     mirrored where `flip`) merged in as log_odds_at_scales merges them, but only within a window of `side` around
-    each (y, x) of `centres`; and the mask of those windows. Each pass sees its window with MARGIN of the page
-    around it (the network's reach), the windows of a pass in one batch of one size."""
+    each (y, x) of `centres`; and the mask of those windows. Each pass cuts its windows from the page as that pass
+    sees it (resized, mirrored), on the network's 16-px grid as the whole page lies on it, with MARGIN around them
+    (the network's reach), all of a pass's windows in one batch; so a window holds the whole search's log-odds,
+    except within the network's reach of the page's edges."""
     check_scales(scales)
     check_merge(merge)
     net = page_network(net, bf16)
     h, w = page.shape[:2]
     corners = window_corners(centres, h, w, side)
-    crop = side + 2 * MARGIN
-    ph, pw = h + -h % MULTIPLE, w + -w % MULTIPLE
-    # each window with MARGIN around it, cut from the page padded as the search pads it (edge repeated)
-    padded = np.pad(page, ((MARGIN, MARGIN + ph - h), (MARGIN, MARGIN + pw - w), (0, 0)), mode="edge")
-    crops = np.stack([padded[y : y + crop, x : x + crop] for y, x in corners])
 
     def at(scale: float, mirrored: bool) -> np.ndarray:
-        """(N, side, side) log-odds of the windows at `scale` (mirrored, then mirrored back), in page pixels."""
+        """(N, side, side): each window's log-odds at `scale` (mirrored, then back), in the page's own pixels."""
         if scale == 1.0 and not mirrored:
-            return np.stack([first_pass_padded[y : y + side, x : x + side] for y, x in corners])
-        size = crop if scale == 1.0 else max(MULTIPLE, round(crop * scale / MULTIPLE) * MULTIPLE)
-        batch = (
-            crops
-            if size == crop
-            else np.stack([np.array(Image.fromarray(c).resize((size, size), Image.BILINEAR)) for c in crops])
-        )
-        heat = net(np.ascontiguousarray(batch[:, :, ::-1] if mirrored else batch))
-        heat = heat[:, :, ::-1] if mirrored else heat
-        if size != crop:
-            heat = np.stack([resize_bilinear(m, crop, crop) for m in heat])
-        return heat[:, MARGIN : MARGIN + side, MARGIN : MARGIN + side]
+            padded = np.pad(first_pass, ((0, side), (0, side)), mode="edge")
+            return np.stack([padded[y : y + side, x : x + side] for y, x in corners])
+        seen = page
+        if scale != 1.0:
+            size = (max(MULTIPLE, round(w * scale)), max(MULTIPLE, round(h * scale)))
+            seen = np.array(Image.fromarray(np.ascontiguousarray(page)).resize(size, Image.BILINEAR))
+        sh, sw = seen.shape[:2]
+        seen = seen[:, ::-1] if mirrored else seen
+        # each window's pixels in this pass's map: rows as they are, columns mirrored where the page was
+        rows = [_sampling(y, side, sh, h) for y, _ in corners]
+        cols = [_sampling(x, side, sw, w) for _, x in corners]
+        if mirrored:
+            cols = [(sw - 1 - low, sw - 1 - high, frac) for low, high, frac in cols]
+        # crops on the 16-px grid, MARGIN beyond the pixels read, one size for all (the widest reach of a window)
+        starts = [
+            (
+                min(r[0].min(), r[1].min()) // MULTIPLE * MULTIPLE - MARGIN,
+                min(c[0].min(), c[1].min()) // MULTIPLE * MULTIPLE - MARGIN,
+            )
+            for r, c in zip(rows, cols)
+        ]
+        reach = max(max(r[0].max(), r[1].max()) - s[0] for r, s in zip(rows, starts))
+        reach = max(reach, *(max(c[0].max(), c[1].max()) - s[1] for c, s in zip(cols, starts)))
+        crop = (reach + 1 + MARGIN + MULTIPLE - 1) // MULTIPLE * MULTIPLE
+        pad = crop + MARGIN
+        ph, pw = sh + -sh % MULTIPLE, sw + -sw % MULTIPLE  # as page_log_odds pads the pass's page
+        padded = np.pad(seen, ((pad, pad + ph - sh), (pad, pad + pw - sw), (0, 0)), mode="edge")
+        heat = net(np.stack([padded[y + pad : y + pad + crop, x + pad : x + pad + crop] for y, x in starts]))
+        out = []
+        for m, (y0, x0), (rl, rh, rf), (cl, ch, cf) in zip(heat, starts, rows, cols):
+            top, bottom = m[rl - y0], m[rh - y0]
+            vertical = top * (1 - rf[:, None]) + bottom * rf[:, None]
+            out.append(vertical[:, cl - x0] * (1 - cf) + vertical[:, ch - x0] * cf)
+        return np.stack(out)
 
-    first_pass_padded = np.pad(first_pass, ((0, side), (0, side)), mode="edge")
     per_scale = (((at(s, False) + at(s, True)) / 2 if flip else at(s, False)) for s in scales)
     merged = merge_maps(per_scale, merge)
     out, inside = first_pass.copy(), np.zeros((h, w), bool)
