@@ -479,31 +479,15 @@ def test_crossval_searches_again_with_the_second_stage_re_ranking_as_many_spots_
     assert answer() == answer(candidates=3)  # as it trained
     # the stand-in is surer of the third spot than of the first by 2 log-odds: a margin of 2.5 keeps the first
     assert answer(margin=2.5) == answer(second_stage=False) != answer(margin=1.5) == answer(candidates=3, margin=0)
-    bad = subprocess.run(
-        [sys.executable, "-m", "waldo_pl.crossval", str(run), "--candidates", "0"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --candidates 0: must be a whole number, 1 or more"), (
-        bad.stderr
-    )
-    bad = subprocess.run(
-        [sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "-1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --margin -1.0: must be a number of log-odds"), (
-        bad.stderr
-    )
-    bad = subprocess.run(
-        [sys.executable, "-m", "waldo_pl.crossval", str(run), "--margin", "2", "--first-stage-only"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --margin 2.0 with --first-stage-only"), bad.stderr
+    for args, error in (
+        (["--candidates", "0"], "error: --candidates 0: must be a whole number, 1 or more"),
+        (["--margin", "-1"], "error: --margin -1.0: must be a number of log-odds"),
+        (["--margin", "2", "--first-stage-only"], "error: --margin 2.0 with --first-stage-only"),
+    ):
+        bad = subprocess.run(
+            [sys.executable, "-m", "waldo_pl.crossval", str(run), *args], cwd=REPO, capture_output=True, text=True
+        )
+        assert bad.returncode == 2 and bad.stderr.startswith(error), bad.stderr
 
 
 def test_crossval_searches_again_against_the_labels_as_the_run_read_them_decoys_and_all(two_stage_run, tmp_path):
