@@ -160,14 +160,19 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """A float (H, W) map resized to (height, width) by bilinear interpolation between pixel centres, the edge
     repeated (PyTorch's interpolate(mode="bilinear", align_corners=False), without antialiasing)."""
     for axis, size in ((0, height), (1, width)):
-        length = image.shape[axis]
-        where = np.maximum((np.arange(size, dtype=np.float64) + 0.5) * (length / size) - 0.5, 0)
-        low = np.minimum(where.astype(np.int64), length - 1)
-        high = np.minimum(low + 1, length - 1)
-        shape = (-1, 1) if axis == 0 else (1, -1)
-        frac = (where - low).astype(np.float32).reshape(shape)
+        low, high, frac = _sampling(0, size, image.shape[axis], size)
+        frac = frac.reshape((-1, 1) if axis == 0 else (1, -1))
         image = np.take(image, low, axis=axis) * (1 - frac) + np.take(image, high, axis=axis) * frac
     return image.astype(np.float32, copy=False)
+
+
+def _sampling(start: int, side: int, length: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis of a map `length` long resized to `size`, for the resized pixels start..start+side: the two
+    pixels blended for each and how much of the second (identity where length == size)."""
+    index = np.minimum(np.arange(start, start + side), size - 1)
+    where = np.maximum((index.astype(np.float64) + 0.5) * (length / size) - 0.5, 0)
+    low = np.minimum(where.astype(np.int64), length - 1)
+    return low, np.minimum(low + 1, length - 1), (where - low).astype(np.float32)
 
 
 WINDOW_SIDE = 256  # a window around a spot, in page pixels: Waldo's region with room around it
@@ -185,16 +190,6 @@ def window_corners(centres, height: int, width: int, side: int = WINDOW_SIDE) ->
             corner.append(max(0, min(start, (length - side) // WINDOW_GRID * WINDOW_GRID)))
         corners.append((corner[0], corner[1]))
     return corners
-
-
-def _sampling(start: int, side: int, length: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Along one axis, for the page pixels start..start+side: the two pixels of a map `length` long that
-    resize_bilinear(map, ..., size) blends for each, and how much of the second: what the whole search reads from a
-    scale's map (identity where length == size)."""
-    index = np.minimum(np.arange(start, start + side), size - 1)
-    where = np.maximum((index.astype(np.float64) + 0.5) * (length / size) - 0.5, 0)
-    low = np.minimum(where.astype(np.int64), length - 1)
-    return low, np.minimum(low + 1, length - 1), (where - low).astype(np.float32)
 
 
 def log_odds_in_windows(
@@ -220,15 +215,23 @@ def log_odds_in_windows(
     h, w = page.shape[:2]
     corners = window_corners(centres, h, w, side)
 
-    def at(scale: float, mirrored: bool) -> np.ndarray:
-        """(N, side, side): each window's log-odds at `scale` (mirrored, then back), in the page's own pixels."""
-        if scale == 1.0 and not mirrored:
-            padded = np.pad(first_pass, ((0, side), (0, side)), mode="edge")
-            return np.stack([padded[y : y + side, x : x + side] for y, x in corners])
+    def at(scale: float) -> np.ndarray:
+        """(N, side, side): each window's log-odds at `scale` (with `flip`, the mean of the page's and its mirror
+        image's), in the page's own pixels; the page resized once for both."""
         seen = page
         if scale != 1.0:
             size = (max(MULTIPLE, round(w * scale)), max(MULTIPLE, round(h * scale)))
             seen = np.array(Image.fromarray(np.ascontiguousarray(page)).resize(size, Image.BILINEAR))
+        if scale == 1.0:
+            padded = np.pad(first_pass, ((0, side), (0, side)), mode="edge")
+            plain = np.stack([padded[y : y + side, x : x + side] for y, x in corners])
+        else:
+            plain = windows_of(seen, False)
+        return (plain + windows_of(seen, True)) / 2 if flip else plain
+
+    def windows_of(seen: np.ndarray, mirrored: bool) -> np.ndarray:
+        """(N, side, side): each window's log-odds from the page as this pass sees it (`seen`, resized), mirrored
+        first where `mirrored` and mirrored back, in the page's own pixels."""
         sh, sw = seen.shape[:2]
         seen = seen[:, ::-1] if mirrored else seen
         # each window's pixels in this pass's map: rows as they are, columns mirrored where the page was
@@ -258,8 +261,7 @@ def log_odds_in_windows(
             out.append(vertical[:, cl - x0] * (1 - cf) + vertical[:, ch - x0] * cf)
         return np.stack(out)
 
-    per_scale = (((at(s, False) + at(s, True)) / 2 if flip else at(s, False)) for s in scales)
-    merged = merge_maps(per_scale, merge)
+    merged = merge_maps((at(scale) for scale in scales), merge)
     out, inside = first_pass.copy(), np.zeros((h, w), bool)
     for (y, x), heat in zip(corners, merged):
         out[y : y + side, x : x + side] = heat[: max(0, h - y), : max(0, w - x)]
