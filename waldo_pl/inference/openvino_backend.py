@@ -76,9 +76,11 @@ class OpenVINONetwork(PageNetwork):
 
 
 class OpenVINOSpotNetwork(SpotNetwork):
-    """The second stage: (B, 3, 64, 64) float32 windows -> (B,) float32 log-odds."""
+    """The second stage: (B, 3, S, S) float32 windows -> (B,) float32 log-odds, S the window its model was
+    converted for."""
 
     def __init__(self, model, bf16: bool):
+        self.window = int(model.input(0).get_partial_shape()[-1].get_length())
         self.compiled = _core().compile_model(model, "CPU", _config(bf16))
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
@@ -109,10 +111,11 @@ def _spot_model(net):
     import openvino as ov
     import torch
 
-    from waldo_pl.data.spot_windows import WINDOW
+    from waldo_pl.inference.networks import window_of
 
+    side = window_of(net)
     return ov.convert_model(
-        net.cpu().float().eval(), example_input=torch.rand(1, 3, WINDOW, WINDOW), input=[-1, 3, WINDOW, WINDOW]
+        net.cpu().float().eval(), example_input=torch.rand(1, 3, side, side), input=[-1, 3, side, side]
     )
 
 

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from waldo_pl.calibration import calibrated
-from waldo_pl.data.spot_windows import WINDOW, cut_window, window_side
+from waldo_pl.data.spot_windows import cut_window, window_side
 from waldo_pl.inference.answer import Spot
 from waldo_pl.inference.networks import spot_network
 from waldo_pl.second_stage.spec import SecondStage
@@ -42,8 +42,8 @@ def share_log_odds(scores: np.ndarray, candidates: int) -> np.ndarray:
 def spot_scores(net, page: np.ndarray, spots: list[Spot], bf16: bool = False) -> np.ndarray:
     """The second stage's log-odds for each spot of an RGB uint8 page; a PyTorch classifier runs in bf16 autocast
     when `bf16`."""
-    windows = np.stack([cut_window(page, s.x, s.y, window_side(s.box), WINDOW) for s in spots])
-    return spot_network(net, bf16)(windows)
+    net = spot_network(net, bf16)
+    return net(np.stack([cut_window(page, s.x, s.y, window_side(s.box), net.window) for s in spots]))
 
 
 def rerank(stage: SecondStage, page: np.ndarray, spots: list[Spot], bf16: bool = False) -> list[Spot]:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from waldo_pl.errors import UserError
+from waldo_pl.models.lite_spot_net import LiteSpotNet
 from waldo_pl.models.spot_net import SpotNet
 from waldo_pl.models.tutorial_net import TutorialNet
 from waldo_pl.second_stage.spec import SecondStage
@@ -26,7 +27,10 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "waldo_pl.models.seed_net.SeedNet": TutorialNet,
 }
 # The second stage's networks, for a file's `second_stage.net._target_`.
-SPOT_NETWORKS: dict[str, type[nn.Module]] = {"waldo_pl.models.spot_net.SpotNet": SpotNet}
+SPOT_NETWORKS: dict[str, type[nn.Module]] = {
+    "waldo_pl.models.spot_net.SpotNet": SpotNet,
+    "waldo_pl.models.lite_spot_net.LiteSpotNet": LiteSpotNet,
+}
 PLAIN = (bool, int, float, str, type(None))
 
 

@@ -30,7 +30,8 @@ class SpotClassifier(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        learning = [p for p in self.parameters() if p.requires_grad]  # a pretrained eye's fixed blocks do not
+        optimizer = torch.optim.AdamW(learning, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=self.hparams.lr, total_steps=self.hparams.max_steps
         )

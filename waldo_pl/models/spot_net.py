@@ -21,10 +21,15 @@ class SpotNet(nn.Module):
     def __init__(self, width: int = 16):
         super().__init__()
         self.width = width  # what a model file names beside the weights
+        self.window = WINDOW
         self.features = nn.Sequential(
             _stage(3, width), _stage(width, 2 * width), _stage(2 * width, 4 * width), _stage(4 * width, 8 * width)
         )  # 64 -> 4 px
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * width * (WINDOW // 16) ** 2, 1))
+
+    def spec(self) -> dict:
+        """What a model file names beside the weights (models/checkpoint.py builds it back)."""
+        return {"_target_": f"{__name__}.{type(self).__name__}", "width": self.width}
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(windows)).squeeze(1)

@@ -25,7 +25,9 @@ from waldo_pl.errors import UserError, exits_cleanly
 from waldo_pl.files import write_atomically
 from waldo_pl.inference.device import search_network
 from waldo_pl.inference.search import ONE_PASS, PREDICT, SearchSettings, search
+from waldo_pl.models import lite_spot_net
 from waldo_pl.models.checkpoint import network_from, read_checkpoint, second_stage_entry
+from waldo_pl.models.lite_spot_net import LiteSpotNet
 from waldo_pl.models.spot_module import SpotClassifier
 from waldo_pl.models.spot_net import SpotNet
 from waldo_pl.precision import is_bf16, trainer_device_type, training_precision
@@ -33,14 +35,42 @@ from waldo_pl.second_stage.spec import UNCALIBRATED, SecondStage, as_setting, ch
 
 log = logging.getLogger(__name__)
 
+# What the second stage looks through: SpotNet, learnt from scratch on 64-px windows, or EfficientNet-Lite0 from
+# ImageNet's weights (models/lite_spot_net.py), on `window`-px windows, its last `tuned` blocks learning.
+BACKBONES = ("spotnet", "efficientnet_lite0")
+LITE_WINDOW = 128
+
 
 def check_settings(settings) -> None:
     """Refuse a setting the second stage cannot use before the first stage trains, not an hour later."""
-    for key in ("mined", "steps", "batch_size"):
+    for key in ("mined", "steps", "batch_size", "window"):
         value = settings.get(key)
         if value is not None and not whole_number(value):
             raise UserError(f"{as_setting(key, value)}: must be a whole number, 1 or more")
     check_reranking(settings.get("candidates"), settings.get("margin"), settings.get("confidence"))
+    backbone, tuned = settings.get("backbone", "spotnet"), settings.get("tuned", 0)
+    if backbone not in BACKBONES:
+        raise UserError(f"{as_setting('backbone', backbone)}: must be one of {', '.join(BACKBONES)}")
+    if isinstance(tuned, bool) or not isinstance(tuned, int) or not 0 <= tuned <= lite_spot_net.STAGES:
+        raise UserError(
+            f"{as_setting('tuned', tuned)}: must be a whole number of blocks, 0 to {lite_spot_net.STAGES} "
+            "(0: ImageNet's features as they are)"
+        )
+    if backbone == "spotnet" and settings.get("window") is not None:
+        raise UserError(
+            f"{as_setting('window', settings['window'])}: SpotNet sees 64-px windows; "
+            "the window is efficientnet_lite0's setting (second_stage.backbone=efficientnet_lite0)"
+        )
+    if backbone == "efficientnet_lite0":
+        lite_spot_net.require_imagenet()
+
+
+def spot_classifier(backbone: str = "spotnet", width: int = 16, window: int | None = None, tuned: int = 2) -> nn.Module:
+    """A second stage's network before training: a SpotNet of `width`, or EfficientNet-Lite0 from ImageNet's
+    weights seeing `window`-px windows (None: LITE_WINDOW), its last `tuned` blocks to learn."""
+    if backbone == "spotnet":
+        return SpotNet(width)
+    return LiteSpotNet(window or LITE_WINDOW, tuned).load_imagenet()
 
 
 def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
@@ -69,13 +99,17 @@ def fit_second_stage(
     seed: int = 0,
     precision: str = "auto",
     accelerator: str = "cpu",
+    backbone: str = "spotnet",
+    window: int | None = None,
+    tuned: int = 2,
 ) -> nn.Module:
-    """A SpotNet trained on windows around the pages' Waldos and the first stage's false spots, in `precision` (a
-    Lightning precision, or auto: the device's fastest)."""
+    """A second stage's network (`spot_classifier`) trained on windows around the pages' Waldos and the first
+    stage's false spots, in `precision` (a Lightning precision, or auto: the device's fastest)."""
     precision = training_precision(precision, trainer_device_type(accelerator))[0]
     L.seed_everything(seed, workers=True, verbose=False)
-    stream = SpotStream(pages, spots, seed=seed, photo_look=photo_look)
-    module = SpotClassifier(SpotNet(width), lr=lr, max_steps=steps)
+    net = spot_classifier(backbone, width, window, tuned)
+    stream = SpotStream(pages, spots, seed=seed, out=net.window, photo_look=photo_look)
+    module = SpotClassifier(net, lr=lr, max_steps=steps)
     trainer = L.Trainer(
         max_steps=steps,
         accelerator=accelerator,
@@ -132,10 +166,9 @@ def train_second_stage(
 
 
 def store_second_stage(stage: SecondStage, record: dict, checkpoints: Sequence[Path]) -> None:
-    """Add `stage` (a SpotNet's), with its training `record`, to each checkpoint file, each written whole."""
-    entry = second_stage_entry(
-        stage, {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": stage.net.width}, record=record
-    )
+    """Add `stage` (its network has a spec(): SpotNet, LiteSpotNet), with its training `record`, to each
+    checkpoint file, each written whole."""
+    entry = second_stage_entry(stage, stage.net.spec(), record=record)
     for path in checkpoints:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         checkpoint["second_stage"] = entry
