@@ -37,7 +37,7 @@ def page_file(folder: Path, name: str, box, seed=0) -> Path:
 
 def test_find_answers_a_page_and_says_what_is_wrong_with_a_bad_one(tmp_path):
     good = page_file(tmp_path, "good.png", (200, 60, 214, 80))
-    result, gallery, overlay, answer = find(RedFinder(), str(good), ["1.0"], 3)
+    result, gallery, overlay, answer, found = find(RedFinder(), str(good), ["1.0"], 3)
     x, y = (int(v) for v in re.search(r"Waldo at \((\d+), (\d+)\)", answer).groups())
     assert (
         200 <= x < 214
@@ -46,12 +46,15 @@ def test_find_answers_a_page_and_says_what_is_wrong_with_a_bad_one(tmp_path):
         and len(gallery) == 3
         and overlay.shape[:2] == (240, 320)
     )
+    assert (found["spots"][0]["x"], found["spots"][0]["y"]) == (x, y) and len(found["spots"]) == 4
+    assert (found["width"], found["height"], found["page"]) == (320, 240, "good.png")
     (tmp_path / "notes.txt").write_text("not a page")
     assert find(RedFinder(), str(tmp_path / "notes.txt"), ["1.0"], 3)[3].startswith("error: notes.txt: not an image")
     assert "over this app's 0 Mpx" in find(RedFinder(), str(good), ["1.0"], 3, max_pixels=1000)[3]
     Image.fromarray(draw_page(10, 300, [])).save(tmp_path / "thin.png")
     thin = find(RedFinder(), str(tmp_path / "thin.png"), ["1.0"], 3)
     assert thin[0] is None and thin[3].startswith("error: thin.png") and "16 px" in thin[3]
+    assert thin[4] == {"error": thin[3].removeprefix("error: ")}
 
 
 class CountingFinder(RedFinder):
@@ -152,3 +155,40 @@ def test_the_app_in_a_browser_answers_refuses_a_text_file_and_answers_again(tmp_
         app.close()
     with Image.open(ARTIFACTS / "app_answer.png") as shot:
         assert shot.size[0] == 1400 and shot.size[1] > 800
+
+
+def test_code_finds_waldo_through_the_apps_named_endpoint(tmp_path):
+    client_module = pytest.importorskip("gradio_client", reason="pip install -e '.[app]'")
+    from waldo_pl.app import build_app
+
+    port = free_port()
+    app = build_app(RedFinder())
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = client_module.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        api = client.view_api(print_info=False, return_format="dict")
+        assert list(api["named_endpoints"]) == ["/find"] and not api["unnamed_endpoints"]
+        assert [p["parameter_name"] for p in api["named_endpoints"]["/find"]["parameters"]] == [
+            "page",
+            "scales",
+            "candidates",
+            "flip",
+        ]
+        page = page_file(tmp_path, "page.png", (120, 100, 134, 120), seed=3)
+        *_, text, found = client.predict(
+            page=client_module.handle_file(str(page)), scales=["1.0"], candidates=2, flip=False, api_name="/find"
+        )
+        best = found["spots"][0]
+        assert 120 <= best["x"] < 134 and 100 <= best["y"] < 120 and len(found["spots"]) == 3
+        assert f"Waldo at ({best['x']}, {best['y']})" in text
+        (tmp_path / "notes.txt").write_text("no pixels here")
+        *_, found = client.predict(
+            page=client_module.handle_file(str(tmp_path / "notes.txt")),
+            scales=["1.0"],
+            candidates=2,
+            flip=False,
+            api_name="/find",
+        )
+        assert found["error"].startswith("notes.txt: not an image")
+    finally:
+        app.close()

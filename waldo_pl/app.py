@@ -5,6 +5,13 @@ zoomed, the next best candidates and the heatmap over the page.
 
 The app calls the same search as predict.py and keeps the network loaded between pages. A bad upload is a
 message on the page; the server goes on serving.
+
+From code, its one endpoint is `/find` (gradio_client):
+
+    from gradio_client import Client, handle_file
+    result, candidates, heatmap, text, answer = Client("http://127.0.0.1:7860/").predict(
+        page=handle_file("page.jpg"), scales=["1.0", "1.25"], candidates=3, flip=True, api_name="/find")
+    answer["spots"][0]  # {"x": ..., "y": ..., "confidence": ..., "box": [...]}, as predict.py's JSON
 """
 
 from __future__ import annotations
@@ -42,11 +49,12 @@ def find(
     max_pixels: int = MAX_PIXELS,
     stage: SecondStage | None = None,
 ) -> tuple:
-    """One page through the search: (result picture, candidate gallery, heatmap overlay, answer text), the page
-    searched at `scales` and, with `flip`, mirrored too (predict.py's defaults). A page that cannot be searched
-    gives no pictures and the reason, starting with 'error:'."""
+    """One page through the search: (result picture, candidate gallery, heatmap overlay, answer text, answer as
+    data), the page searched at `scales` and, with `flip`, mirrored too (predict.py's defaults). The data holds the
+    page's name and size and its spots, best first, as predict.py's JSON gives them. A page that cannot be searched
+    gives no pictures and the reason, starting with 'error:' (the data: {"error": reason})."""
     if not path:
-        return None, [], None, "Drop a page above, or pick one."
+        return None, [], None, "Drop a page above, or pick one.", None
     name = Path(path).name
     try:
         try:
@@ -71,10 +79,12 @@ def find(
         seconds = time.perf_counter() - start
     except UserError as err:
         message = str(err).replace(str(path), name)
-        return None, [], None, f"error: {name}: {message}" if not message.startswith(name) else f"error: {message}"
+        error = f"error: {name}: {message}" if not message.startswith(name) else f"error: {message}"
+        return None, [], None, error, {"error": error.removeprefix("error: ")}
     except Exception as err:  # the app must outlive any one page
         log.exception("searching %s failed", path)
-        return None, [], None, f"error: {name}: could not be searched ({type(err).__name__}); try another page"
+        error = f"error: {name}: could not be searched ({type(err).__name__}); try another page"
+        return None, [], None, error, {"error": error.removeprefix("error: ")}
     best = spots[0]
     box = "no box above the threshold" if best.box is None else f"box {list(best.box)}"
     gallery = [
@@ -85,7 +95,14 @@ def find(
         f"**Waldo at ({best.x}, {best.y})**, confidence {100 * best.confidence:.1f}%, {box}, "
         f"on a {page.shape[1]}x{page.shape[0]} page, found in {seconds:.2f} s"
     )
-    return result_picture(page, spots), gallery, heatmap_overlay(page, log_odds), answer
+    found = {
+        "page": name,
+        "width": int(page.shape[1]),
+        "height": int(page.shape[0]),
+        "seconds": round(seconds, 3),
+        "spots": [s.as_dict() for s in spots],
+    }
+    return result_picture(page, spots), gallery, heatmap_overlay(page, log_odds), answer, found
 
 
 def page_choices(pages: Path | None) -> list[str]:
@@ -137,13 +154,23 @@ def build_app(
                 result = gr.Image(label="Result", type="numpy", format="jpeg", elem_id="result")
                 gallery = gr.Gallery(label="Next best candidates", columns=4, height=300, elem_id="candidates")
                 overlay = gr.Image(label="Heatmap over the page", type="numpy", format="jpeg", elem_id="overlay")
-        outputs = [result, gallery, overlay, answer]
-        search_page = lambda path, s, c, f: find(net, path, s, c, f, bf16, stage=stage)
+                found = gr.JSON(label="The answer as data", visible=False)  # for code: /find's last output
+
+        def find_page(page: str | None, scales: list[str], candidates: int, flip: bool) -> tuple:
+            """Find Waldo on a page (a file): the result picture, the next best candidates, the heatmap over the
+            page, the answer in words, and as data (the spots, best first, as predict.py's JSON)."""
+            return find(net, page, scales, candidates, flip, bf16, stage=stage)
+
+        outputs = [result, gallery, overlay, answer, found]
         settings = [scales, candidates, flip]
-        upload.upload(search_page, [upload, *settings], outputs)
-        upload.clear(lambda: find(net, None, [], 0), None, outputs)
-        chosen.change(search_page, [chosen, *settings], outputs)
-        button.click(lambda up, pick, s, c, f: search_page(up or pick, s, c, f), [upload, chosen, *settings], outputs)
+        upload.upload(find_page, [upload, *settings], outputs, api_name="find")
+        # the page's own controls, not endpoints a program calls
+        private = {"api_visibility": "private"}
+        upload.clear(lambda: find(net, None, [], 0), None, outputs, **private)
+        chosen.change(find_page, [chosen, *settings], outputs, **private)
+        button.click(
+            lambda up, pick, s, c, f: find_page(up or pick, s, c, f), [upload, chosen, *settings], outputs, **private
+        )
     return app
 
 
