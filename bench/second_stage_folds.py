@@ -13,7 +13,7 @@ the held-out pages' candidates with the recipe's margin. A variant is `name[:key
 photo_look (the run's data.photo_look unless given), context (window side over the spot region's), seeds (added to
 the run's seed; several: their scores averaged), candidates, margin, jitter (windows' sides in training drawn down to
 exp(-jitter) times the spot's; the recipe's 0.5, before it 0.2), decoys (1: the training pages with --decoys,
-their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them), backbone, window, tuned, lr (conf/second_stage/default.yaml),
+their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them), backbone, window, tuned, lr, paste (conf/second_stage/default.yaml),
 mined (mean or max: how the scales' maps were merged when the training spots were mined; the held-out pages' candidates
 are always searched as predict.py does, by the mean).
 `recipe` alone re-trains the run's own second stage. --decoys applies the decoys to the held-out pages' labels for
@@ -64,6 +64,7 @@ RECIPE = {
     "window": DEFAULTS.window,
     "tuned": DEFAULTS.tuned,
     "lr": DEFAULTS.lr,
+    "paste": DEFAULTS.paste,
 }
 SEARCHED = SearchSettings.merge  # the held-out pages' candidates: merged as predict.py merges them
 
@@ -202,6 +203,7 @@ def main():
                     backbone=v["backbone"],
                     window=v["window"],
                     tuned=v["tuned"],
+                    paste=v["paste"],
                 )
                 for s in v["seeds"]
             ]

@@ -31,6 +31,7 @@ from waldo_pl.models.checkpoint import read_checkpoint, second_stage_from
 from waldo_pl.models.lite_spot_net import LiteSpotNet
 from waldo_pl.precision import training_precision
 from waldo_pl.second_stage.spec import SecondStage, as_flag, check_reranking
+from waldo_pl.second_stage.training import check_settings
 
 WALDO = (100, 60, 120, 86)
 REPO = Path(__file__).resolve().parents[1]
@@ -78,6 +79,25 @@ def test_the_stream_is_half_waldo_and_its_waldo_windows_show_him():
     waldo = np.mean([centre(w) for w, label in pairs if label == 1])
     other = np.mean([centre(w) for w, label in pairs if label == 0])
     assert waldo > other + 0.15
+
+
+def test_copy_paste_shows_a_pages_waldo_in_another_pages_scene():
+    """With paste=1 every Waldo window is a Waldo of one page (his stripes at its centre) over a window of the other
+    page's scene (its own colour at the border); Waldo-free windows are left as they were."""
+    plain = np.full((200, 240, 3), (0, 0, 255), np.uint8)  # a blue page without Waldo in sight of the windows
+    first = Page("p", draw_page(200, 240, [WALDO]), [WALDO])
+    second = Page("q", plain, [(220, 180, 236, 196)])
+    spots = [[spot(30, 150), spot(200, 30)], [spot(40, 40), spot(120, 60)]]
+    stream = SpotStream([first, second], spots, seed=2, paste=1.0, random_share=0.0)
+    pairs = list(itertools.islice(iter(stream), 300))
+    pasted = [w for w, label in pairs if label == 1]
+    blue_border = lambda w: float(w[2, :4].mean()) > 0.9 and float(w[0, :4].mean()) < 0.1
+    assert sum(map(blue_border, pasted)) > 0.25 * len(pasted)  # another page's scene around him
+    stripes = lambda w: float(w[0, 24:40, 24:40].max()) > 0.8  # red near the centre: his stripes; the blue page has none
+    assert all(stripes(w) for w in pasted if blue_border(w))
+    assert not any(blue_border(w) and stripes(w) for w, label in pairs if label == 0)
+    with pytest.raises(UserError, match="second_stage.paste=2: must be a share"):
+        check_settings({"paste": 2})
 
 
 def test_the_streams_windows_are_cut_tighter_and_wider_than_the_spots_region(monkeypatch):

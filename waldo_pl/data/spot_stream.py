@@ -24,7 +24,11 @@ class SpotStream(IterableDataset):
     Each is flipped left-right half the time; a share `photo_look` is made to look photographed. A window's side is
     its spot's times exp(u), u drawn uniformly from SIDE_JITTER: down to 0.6 times, because on pages the first stage
     never saw, its region around Waldo is narrower than on its training pages, and windows cut only near their
-    training size taught the second stage to doubt him there (bench/RESULTS.md, "Windows cut tighter")."""
+    training size taught the second stage to doubt him there (bench/RESULTS.md, "Windows cut tighter").
+
+    Copy-paste (Ghiasi et al., "Simple Copy-Paste", CVPR 2021): a share `paste` of the Waldo windows shows one of the
+    pages' Waldos pasted into another page's scene at a Waldo-free spot, his head box and the body below it cut out
+    with feathered edges, so that each Waldo is seen in many contexts; the photo look comes after the paste."""
 
     SIDE_JITTER = (-0.5, 0.2)
 
@@ -36,6 +40,7 @@ class SpotStream(IterableDataset):
         out: int = 64,
         photo_look: float = 0.0,
         random_share: float = 0.2,
+        paste: float = 0.0,
     ):
         if len(pages) != len(spots):
             raise ValueError("one list of spots a page")
@@ -46,6 +51,7 @@ class SpotStream(IterableDataset):
             photo_look,
             random_share,
         )
+        self.paste = paste
         self.epoch = 0
         self.waldos = [(i, box) for i, page in enumerate(self.pages) for box in head_boxes(page.waldo_boxes)]
         hits, misses, weights = [], [], []
@@ -84,6 +90,8 @@ class SpotStream(IterableDataset):
             yield window, torch.tensor(float(waldo))
 
     def draw(self, rng: np.random.Generator, waldo: bool) -> torch.Tensor:
+        if waldo and self.paste and len(self.pages) > 1 and rng.random() < self.paste:
+            return self.pasted_window(rng)
         if waldo and (not self.hits or rng.random() < 0.5):
             i, box = self.waldos[rng.integers(len(self.waldos))]
             x, y, side = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, window_side(box)
@@ -105,3 +113,35 @@ class SpotStream(IterableDataset):
             x, y = rng.uniform(0, page.width), rng.uniform(0, page.height)
             if distance_to_boxes(x, y, page.waldo_boxes) > side / 2:
                 return torch.from_numpy(cut_window(page.image, x, y, side, self.out))
+
+    def pasted_window(self, rng: np.random.Generator) -> torch.Tensor:
+        """A Waldo window of one page pasted over a Waldo-free window of another, cut at the same side."""
+        i, box = self.waldos[rng.integers(len(self.waldos))]
+        side = window_side(box) * float(np.exp(rng.uniform(*self.SIDE_JITTER)))
+        x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x, y = x + rng.normal(0, 0.06 * side), y + rng.normal(0, 0.06 * side)
+        waldo = cut_window(self.pages[i].image, x, y, round(side), self.out)
+        others = [j for j in range(len(self.pages)) if j != i]
+        while True:
+            page = self.pages[others[rng.integers(len(others))]]
+            bx, by = rng.uniform(0, page.width), rng.uniform(0, page.height)
+            if distance_to_boxes(bx, by, page.waldo_boxes) > side:
+                break
+        scene = cut_window(page.image, bx, by, round(side), self.out)
+        mask = paste_mask(box, x, y, side, self.out)
+        return torch.from_numpy(mask * waldo + (1 - mask) * scene)
+
+
+def paste_mask(box, x: float, y: float, side: float, out: int) -> np.ndarray:
+    """Where a window of `side` page px around (x, y), resized to `out`, shows the Waldo of head `box`: his head box a
+    little widened, down to twice its height below it (his shoulders and shirt), its edges feathered over a tenth of
+    his head's width. (1, out, out) float32 in [0, 1]."""
+    scale = out / side
+    width, height = (box[2] - box[0]) * scale, (box[3] - box[1]) * scale
+    cx, top = ((box[0] + box[2]) / 2 - x) * scale + out / 2, (box[1] - y) * scale + out / 2  # window px
+    left, right, bottom = cx - 0.65 * width, cx + 0.65 * width, top + 3 * height
+    feather = max(1.0, 0.1 * width)
+    grid = np.arange(out, dtype=np.float32) + 0.5
+    across = np.clip((grid - left) / feather, 0, 1) * np.clip((right - grid) / feather, 0, 1)
+    down = np.clip((grid - top) / feather, 0, 1) * np.clip((bottom - grid) / feather, 0, 1)
+    return (down[:, None] * across[None, :])[None].astype(np.float32)

@@ -56,6 +56,9 @@ def check_settings(settings) -> None:
             f"{as_setting('tuned', tuned)}: must be a whole number of blocks, 0 to {lite_spot_net.STAGES} "
             "(0: ImageNet's features as they are)"
         )
+    paste = settings.get("paste", 0.0)
+    if isinstance(paste, bool) or not isinstance(paste, (int, float)) or not 0 <= paste <= 1:
+        raise UserError(f"{as_setting('paste', paste)}: must be a share of the Waldo windows, 0 to 1")
     if backbone == "spotnet" and settings.get("window") is not None:
         raise UserError(
             f"{as_setting('window', settings['window'])}: SpotNet sees 64-px windows; "
@@ -102,13 +105,14 @@ def fit_second_stage(
     backbone: str = "spotnet",
     window: int | None = None,
     tuned: int = 2,
+    paste: float = 0.0,
 ) -> nn.Module:
     """A second stage's network (`spot_classifier`) trained on windows around the pages' Waldos and the first
     stage's false spots, in `precision` (a Lightning precision, or auto: the device's fastest)."""
     precision = training_precision(precision, trainer_device_type(accelerator))[0]
     L.seed_everything(seed, workers=True, verbose=False)
     net = spot_classifier(backbone, width, window, tuned)
-    stream = SpotStream(pages, spots, seed=seed, out=net.window, photo_look=photo_look)
+    stream = SpotStream(pages, spots, seed=seed, out=net.window, photo_look=photo_look, paste=paste)
     module = SpotClassifier(net, lr=lr, max_steps=steps)
     trainer = L.Trainer(
         max_steps=steps,
