@@ -93,9 +93,14 @@ def test_copy_paste_shows_a_pages_waldo_in_another_pages_scene():
     pasted = [w for w, label in pairs if label == 1]
     blue_border = lambda w: float(w[2, :4].mean()) > 0.9 and float(w[0, :4].mean()) < 0.1
     assert sum(map(blue_border, pasted)) > 0.25 * len(pasted)  # another page's scene around him
-    stripes = lambda w: float(w[0, 24:40, 24:40].max()) > 0.8  # red near the centre: his stripes; the blue page has none
+    stripes = lambda w: (
+        float(w[0, 24:40, 24:40].max()) > 0.8
+    )  # red near the centre: his stripes; the blue page has none
     assert all(stripes(w) for w in pasted if blue_border(w))
     assert not any(blue_border(w) and stripes(w) for w, label in pairs if label == 0)
+    portrait = Page("r", draw_page(40, 40, [(0, 0, 40, 40)]), [(0, 0, 40, 40)])  # no Waldo-free spot to paste on
+    stream = SpotStream([first, portrait], [spots[0], [spot(5, 5)]], seed=2, paste=1.0)
+    assert len(list(itertools.islice(iter(stream), 50))) == 50  # his own windows instead, and the stream goes on
     with pytest.raises(UserError, match="second_stage.paste=2: must be a share"):
         check_settings({"paste": 2})
 

@@ -115,18 +115,21 @@ class SpotStream(IterableDataset):
                 return torch.from_numpy(cut_window(page.image, x, y, side, self.out))
 
     def pasted_window(self, rng: np.random.Generator) -> torch.Tensor:
-        """A Waldo window of one page pasted over a Waldo-free window of another, cut at the same side."""
+        """A Waldo window of one page pasted over a Waldo-free window of another, cut at the same side (his own
+        window where 50 draws find no spot that far from another page's Waldos: pages that are all Waldo)."""
         i, box = self.waldos[rng.integers(len(self.waldos))]
         side = window_side(box) * float(np.exp(rng.uniform(*self.SIDE_JITTER)))
         x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         x, y = x + rng.normal(0, 0.06 * side), y + rng.normal(0, 0.06 * side)
         waldo = cut_window(self.pages[i].image, x, y, round(side), self.out)
         others = [j for j in range(len(self.pages)) if j != i]
-        while True:
+        for _ in range(50):
             page = self.pages[others[rng.integers(len(others))]]
             bx, by = rng.uniform(0, page.width), rng.uniform(0, page.height)
             if distance_to_boxes(bx, by, page.waldo_boxes) > side:
                 break
+        else:
+            return torch.from_numpy(waldo)
         scene = cut_window(page.image, bx, by, round(side), self.out)
         mask = paste_mask(box, x, y, side, self.out)
         return torch.from_numpy(mask * waldo + (1 - mask) * scene)
