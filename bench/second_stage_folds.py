@@ -13,7 +13,8 @@ the held-out pages' candidates with the recipe's margin. A variant is `name[:key
 photo_look (the run's data.photo_look unless given), context (window side over the spot region's), seeds (added to
 the run's seed; several: their scores averaged), candidates, margin, jitter (windows' sides in training drawn down to
 exp(-jitter) times the spot's; the recipe's 0.5, before it 0.2), decoys (1: the training pages with --decoys,
-their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them), backbone, window, tuned, lr, paste (conf/second_stage/default.yaml),
+their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them), backbone, window, tuned, lr, paste (conf/second_stage/default.yaml), tta (1: each window's
+score averaged with its mirror image's),
 mined (mean or max: how the scales' maps were merged when the training spots were mined; the held-out pages' candidates
 are always searched as predict.py does, by the mean).
 `recipe` alone re-trains the run's own second stage. --decoys applies the decoys to the held-out pages' labels for
@@ -65,6 +66,7 @@ RECIPE = {
     "tuned": DEFAULTS.tuned,
     "lr": DEFAULTS.lr,
     "paste": DEFAULTS.paste,
+    "tta": 0,
 }
 SEARCHED = SearchSettings.merge  # the held-out pages' candidates: merged as predict.py merges them
 
@@ -79,6 +81,17 @@ class MeanLogOdds(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([net(x) for net in self.nets]).mean(0)
+
+
+class WithMirror(nn.Module):
+    """A classifier's log-odds averaged over each window and its mirror image (test-time flip)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.window = net, net.window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.net(x) + self.net(x.flip(-1))) / 2
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -97,7 +110,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
                 raise SystemExit(f"--variant {text}: mined is {' or '.join(MERGES)}")
             settings[key] = value
         else:
-            whole = ("steps", "width", "candidates", "decoys", "window", "tuned")
+            whole = ("steps", "width", "candidates", "decoys", "window", "tuned", "tta")
             settings[key] = int(value) if key in whole else float(value)
     return name, settings
 
@@ -207,7 +220,9 @@ def main():
                 )
                 for s in v["seeds"]
             ]
-            stage = SecondStage(MeanLogOdds(nets).eval(), v["candidates"], UNCALIBRATED, "none", v["margin"], "share")
+            net = MeanLogOdds(nets).eval()
+            net = WithMirror(net).eval() if v["tta"] else net
+            stage = SecondStage(net, v["candidates"], UNCALIBRATED, "none", v["margin"], "share")
             for page in test:
                 spots = [Spot(s["x"], s["y"], s["confidence"], s["box"]) for s in fold["spots"]["test"][page.name]]
                 scores = spot_scores(
