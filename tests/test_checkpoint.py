@@ -54,10 +54,7 @@ def crafted(tmp_path: Path, kind: str, victim: Path) -> Path:
         from waldo_pl.models.spot_net import SpotNet
         from waldo_pl.second_stage.spec import SecondStage
 
-        stage = second_stage_entry(
-            SecondStage(SpotNet(4), 3, (1.0, 0.0), "none", 0.0, "share"),
-            {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4},
-        )
+        stage = second_stage_entry(SecondStage(SpotNet(4), 3, (1.0, 0.0), "none", 0.0, "share"))
         stage["margin"] = -5.0
         torch.save(
             {

@@ -102,10 +102,7 @@ def test_calibrate_writes_platt_scaling_that_export_stores_with_the_second_stage
     assert json.loads((tmp_path / "flipped.json").read_text())["search"] == searched_again
 
     ckpt = tmp_path / "two.ckpt"
-    stage = second_stage_entry(
-        SecondStage(SpotNet(4), 3, (1.0, 0.0), "none", 0.0, "share"),
-        {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4},
-    )
+    stage = second_stage_entry(SecondStage(SpotNet(4), 3, (1.0, 0.0), "none", 0.0, "share"))
     torch.save(
         {
             "state_dict": {f"net.{k}": v for k, v in TutorialNet().state_dict().items()},

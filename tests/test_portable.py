@@ -30,7 +30,7 @@ def two_stages(tmp_path_factory):
     torch.save(
         {
             "state_dict": {f"net.{k}": v for k, v in first.state_dict().items()},
-            "second_stage": second_stage_entry(stage, {"_target_": "waldo_pl.models.spot_net.SpotNet", "width": 4}),
+            "second_stage": second_stage_entry(stage),
             "config": {"model": {"net": {"_target_": "waldo_pl.models.tutorial_net.TutorialNet"}}},
         },
         path,

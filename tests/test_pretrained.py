@@ -66,7 +66,7 @@ def test_a_stored_pretrained_stage_reads_back_and_scores_its_own_window_size(tmp
     net = LiteSpotNet(48, tuned=1).eval()
     stage = SecondStage(net, 2, margin=1.0)
     path = tmp_path / "model.ckpt"
-    torch.save({"state_dict": {}, "second_stage": second_stage_entry(stage, net.spec(), half=True)}, path)
+    torch.save({"state_dict": {}, "second_stage": second_stage_entry(stage, half=True)}, path)
     back = second_stage_from(read_checkpoint(path), str(path))
     assert isinstance(back.net, LiteSpotNet) and back.net.window == 48 and back.margin == 1.0
     page = np.random.default_rng(0).integers(0, 256, (160, 200, 3), dtype=np.uint8)

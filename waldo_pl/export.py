@@ -72,7 +72,7 @@ def export(
     if stage is not None:
         stage = chosen(stage, calibration, candidates, margin, confidence)
         training = checkpoint["second_stage"].get("record")
-        small["second_stage"] = second_stage_entry(stage, checkpoint["second_stage"]["net"], half=True, record=training)
+        small["second_stage"] = second_stage_entry(stage, half=True, record=training)
         small["record"]["second_stage"] = {**stage.settings(), "training": training}
     elif calibration is not None or candidates is not None or margin is not None or confidence is not None:
         option = (

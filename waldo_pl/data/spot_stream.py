@@ -102,9 +102,13 @@ class SpotStream(IterableDataset):
         else:
             pick = int(np.searchsorted(self.miss_cdf, rng.random() * self.miss_cdf[-1], side="right"))
             i, x, y, side = self.misses[min(pick, len(self.misses) - 1)]
-        side *= float(np.exp(rng.uniform(*self.SIDE_JITTER)))
-        x, y = x + rng.normal(0, 0.06 * side), y + rng.normal(0, 0.06 * side)
+        x, y, side = self.jittered(rng, x, y, side)
         return torch.from_numpy(cut_window(self.pages[i].image, x, y, round(side), self.out))
+
+    def jittered(self, rng: np.random.Generator, x: float, y: float, side: float) -> tuple[float, float, float]:
+        """A window's centre and side drawn around a spot's: the side by SIDE_JITTER, the centre by 6% of it."""
+        side *= float(np.exp(rng.uniform(*self.SIDE_JITTER)))
+        return x + rng.normal(0, 0.06 * side), y + rng.normal(0, 0.06 * side), side
 
     def random_window(self, rng: np.random.Generator) -> torch.Tensor:
         while True:
@@ -118,13 +122,11 @@ class SpotStream(IterableDataset):
         """A Waldo window of one page pasted over a Waldo-free window of another, cut at the same side (his own
         window where 50 draws find no spot that far from another page's Waldos: pages that are all Waldo)."""
         i, box = self.waldos[rng.integers(len(self.waldos))]
-        side = window_side(box) * float(np.exp(rng.uniform(*self.SIDE_JITTER)))
-        x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        x, y = x + rng.normal(0, 0.06 * side), y + rng.normal(0, 0.06 * side)
+        x, y, side = self.jittered(rng, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, window_side(box))
         waldo = cut_window(self.pages[i].image, x, y, round(side), self.out)
-        others = [j for j in range(len(self.pages)) if j != i]
         for _ in range(50):
-            page = self.pages[others[rng.integers(len(others))]]
+            j = int(rng.integers(len(self.pages) - 1))
+            page = self.pages[j + (j >= i)]  # any page but his
             bx, by = rng.uniform(0, page.width), rng.uniform(0, page.height)
             if distance_to_boxes(bx, by, page.waldo_boxes) > side:
                 break

