@@ -18,8 +18,11 @@ score averaged with its mirror image's),
 mined (mean or max: how the scales' maps were merged when the training spots were mined; the held-out pages' candidates
 are always searched as predict.py does, by the mean).
 `recipe` alone re-trains the run's own second stage. --decoys applies the decoys to the held-out pages' labels for
-every variant, so that all are scored alike. Prints, per variant and collection, the pages found, and how often Waldo was among the candidates; --out keeps
-each candidate's score, so that other margins can be read off without training again.
+every variant, so that all are scored alike. Prints, per variant and collection, the pages found, and how often Waldo
+was among the candidates; --out keeps each candidate's score, so that other candidates and margins can be read off
+without training again, and folds kept by several runs (or sessions) pooled:
+
+    python bench/second_stage_folds.py --read fold0.json fold1.json [--candidates 3 5 10] [--margins 0 2]
 """
 
 from __future__ import annotations
@@ -162,7 +165,7 @@ def fold_spots(run: Path, cache: dict, decoys: Path | None, merges: set[str]) ->
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folders", type=Path, nargs="+", help="cross-validation output folders (runs found below them)")
+    parser.add_argument("folders", type=Path, nargs="*", help="cross-validation output folders (runs found below them)")
     parser.add_argument("--cache", type=Path, default=Path("second_stage_folds.json"))
     parser.add_argument("--variant", action="append", default=[], help="name[:key=value,...] (seeds joined by +)")
     parser.add_argument(
@@ -174,7 +177,16 @@ def main():
     parser.add_argument(
         "--out", type=Path, help="write every held-out page's candidates and each variant's scores (JSON)"
     )
+    parser.add_argument("--read", type=Path, nargs="+", help="--out files: their tables, pooled, without training")
+    parser.add_argument("--candidates", type=int, nargs="+", default=[3, 5, 10], help="with --read: K to read off")
+    parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 2.0], help="with --read: margins to read off")
     args = parser.parse_args()
+    if args.read:
+        rows = [row for path in args.read for row in json.loads(path.read_text())]
+        print_read_off(rows, args.candidates, args.margins)
+        return
+    if not args.folders:
+        parser.error("give the cross-validation folders, or --read kept files")
     variants = [parse_variant(v) for v in args.variant or ["recipe"]]
     runs = sorted({m.parent for folder in args.folders for m in folder.rglob("metrics.json")})
     cache = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
@@ -267,6 +279,37 @@ def main():
             + " | ".join(f"{found[c]}/{count[c]}" for c in collections)
             + f" | {sum(found.values())}/{len(rows)} |"
         )
+
+
+def print_read_off(rows: list[dict], ks: list[int], margins: list[float]) -> None:
+    """Each kept variant re-ranking K candidates with each margin: pages found per collection, against the ceiling
+    (Waldo among the first stage's K best). Pages a variant was not run on are left out of its rows."""
+    collections = sorted({r["collection"] for r in rows})
+    print(f"{len({r['run'] for r in rows})} runs, {len(rows)} held-out pages\n")
+    print("| variant | K | margin | " + " | ".join(collections) + " | all | of the ceiling |")
+    print("| --- | --- | --- |" + " --- |" * (len(collections) + 2))
+    for k in ks:
+        among = [r for r in rows if any(r["hits"][:k])]
+        cells = [
+            f"{sum(r['collection'] == c for r in among)}/{sum(r['collection'] == c for r in rows)}" for c in collections
+        ]
+        print(f"| ceiling | {k} | | " + " | ".join(cells) + f" | {len(among)}/{len(rows)} | |")
+    names = list(dict.fromkeys(name for r in rows for name in r["answers"]))
+    for name in names:
+        mine = [r for r in rows if name in r["answers"]]
+        for k in ks:
+            ceiling = sum(any(r["hits"][:k]) for r in mine)
+            for margin in margins:
+                found = {c: 0 for c in collections}
+                for r in mine:
+                    best = reranked_order(r["answers"][name]["scores"], k, margin)[0]
+                    found[r["collection"]] += bool(r["hits"][best])
+                cells = [f"{found[c]}/{sum(r['collection'] == c for r in mine)}" for c in collections]
+                total = sum(found.values())
+                print(
+                    f"| {name} | {k} | {margin:g} | " + " | ".join(cells) + f" | {total}/{len(mine)} | "
+                    f"{total / max(ceiling, 1):.0%} of {ceiling} |"
+                )
 
 
 if __name__ == "__main__":
