@@ -171,3 +171,27 @@ def test_photo_look_changes_the_pixels_keeps_the_target_on_waldo_and_the_stream_
     assert np.mean(redness_inside) > np.mean(redness_outside) + 0.1
     with pytest.raises(UserError, match="data.photo_look=2"):
         CropStream(pages, panel=64, photo_look=2)
+
+
+def test_copy_paste_shows_each_waldo_in_another_pages_scene_and_leaves_the_rest_as_they_were():
+    """With paste=1 a Waldo crop shows his stripes where the target says, over another page's scene (a blue page
+    here, with no red); Waldo-free crops and the stream without paste are as they were."""
+    blue = np.zeros((160, 160, 3), np.uint8)
+    blue[..., 2] = 255
+    waldo = (60, 50, 76, 66)
+    pages = [Page("w", draw_page(160, 160, [waldo]), [waldo]), Page("b", blue, [])]
+    pasted = take(CropStream(pages, panel=48, prop=0.5, seed=4, paste=1.0), 200)
+    plain = take(CropStream(pages, panel=48, prop=0.5, seed=4), 200)
+    blue_corner = lambda c: float(c[2, :3, :3].mean()) > 0.95 and float(c[0, :3, :3].mean()) < 0.05
+    on_blue = [(c, t) for c, t in pasted if t.any() and blue_corner(c)]
+    assert len(on_blue) > 30  # most Waldo crops are now set in the blue page (a few fall where he fills the corner)
+    for crop, target in on_blue:
+        redness = crop[0] - crop[1:].mean(0)
+        assert float(redness[target == 1].mean()) > 0.3  # his stripes, under the target
+    # Waldo-free crops are never pasted into, and the plain stream has no blue around a Waldo
+    assert not any(blue_corner(c) and float((c[0] - c[1:].mean(0)).max()) > 0.3 for c, t in pasted if not t.any())
+    assert not any(t.any() and blue_corner(c) for c, t in plain)
+    alone = take(CropStream(pages[:1], panel=48, prop=1.0, seed=4, paste=1.0), 20)  # no other page: his own scene
+    assert all(t.any() and not blue_corner(c) for c, t in alone)
+    with pytest.raises(UserError, match="data.paste=2"):
+        CropStream(pages, panel=48, paste=2)

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from waldo_pl.data.page import Page, boxes_to_mask, head_boxes
 from waldo_pl.data.photo_look import photograph
+from waldo_pl.data.spot_stream import paste_mask
 from waldo_pl.errors import UserError
 
 # Waldo-free window corners are listed on this grid: exact, and small enough to keep for every page.
@@ -51,6 +52,10 @@ class CropStream(IterableDataset):
     seen at one of `zooms` (a window of P / zoom pixels resized to P), flipped left-right with
     probability 1/2, and its brightness, contrast and saturation scaled by up to +-`colour_jitter`; a share
     `photo_look` of them is made to look photographed (data/photo_look.py).
+    Copy-paste (Ghiasi et al., "Simple Copy-Paste", CVPR 2021): a share `paste` of the Waldo crops shows the Waldos of
+    their window pasted over a Waldo-free window of the same size on another page (each Waldo's head box and the body
+    below it, feathered: spot_stream.paste_mask), so that each Waldo is seen in many scenes; the target is his head as
+    before, and the photo look comes after the paste.
     The stream is a function of (seed, rank, worker, epoch) alone.
     """
 
@@ -63,6 +68,7 @@ class CropStream(IterableDataset):
         zooms: Sequence[float] = (1.0,),
         colour_jitter: float = 0.0,
         photo_look: float = 0.0,
+        paste: float = 0.0,
     ):
         if not 0.0 <= prop <= 1.0:
             raise UserError(f"data.prop={prop}: must be between 0 and 1")
@@ -74,7 +80,9 @@ class CropStream(IterableDataset):
             raise UserError(f"data.colour_jitter={colour_jitter}: must be in [0, 1)")
         if not 0.0 <= photo_look <= 1.0:
             raise UserError(f"data.photo_look={photo_look}: the share of crops made to look photographed, from 0 to 1")
-        self.photo_look = photo_look
+        if not 0.0 <= paste <= 1.0:
+            raise UserError(f"data.paste={paste}: the share of Waldo crops pasted into another page's scene, 0 to 1")
+        self.photo_look, self.paste = photo_look, paste
         self.windows = sorted({max(16, round(panel / z)) for z in zooms})
         self.pages = [pad_to_panel(p, max(self.windows)) for p in pages]
         self.panel, self.prop, self.seed, self.colour_jitter = panel, prop, seed, colour_jitter
@@ -135,6 +143,8 @@ class CropStream(IterableDataset):
             y0, x0 = corners[min(pick, len(corners) - 1)]
         image = page.image[y0 : y0 + win, x0 : x0 + win]
         crop = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
+        if with_waldo and self.paste and rng.random() < self.paste:
+            crop = self._pasted(rng, crop, page_index, y0, x0, win)
         # The target is Waldo's head: a head-and-body box (the photos') is cut to its top (page.head_boxes).
         boxes = np.clip(self.head_boxes[page_index] - [x0, y0, x0, y0], 0, win) if with_waldo else np.zeros((0, 4))
         if win != self.panel:
@@ -164,6 +174,28 @@ class CropStream(IterableDataset):
                 self.corner_cdfs[w][i] = np.cumsum(weights) if len(corners) else None
                 totals.append(weights.sum())
             self.free_page_weights[w] = np.array(totals) / sum(totals)
+
+    def _pasted(self, rng: np.random.Generator, crop: torch.Tensor, page_index: int, y0: int, x0: int, win: int):
+        """`crop` (page `page_index`'s window at (y0, x0), side `win`) with its Waldos pasted over a Waldo-free window
+        of the same side on another page; as it was where no other page has one."""
+        weights = self.free_page_weights.get(win)
+        if weights is None:
+            return crop
+        weights = weights.copy()
+        weights[page_index] = 0.0
+        if not weights.sum():
+            return crop
+        other = rng.choice(len(self.pages), p=weights / weights.sum())
+        corners = self.free_corners[win][other]
+        y1, x1 = corners[rng.integers(len(corners))]
+        scene = self.pages[other].image[y1 : y1 + win, x1 : x1 + win]
+        scene = torch.from_numpy(np.ascontiguousarray(scene.transpose(2, 0, 1))).float().div_(255)
+        centre_x, centre_y = x0 + win / 2, y0 + win / 2
+        mask = np.zeros((1, win, win), dtype=np.float32)
+        for box in self.head_boxes[page_index]:
+            np.maximum(mask, paste_mask(box, centre_x, centre_y, win, win), out=mask)
+        mask = torch.from_numpy(mask)
+        return mask * crop + (1 - mask) * scene
 
     def _jitter(self, rng: np.random.Generator, crop: torch.Tensor) -> torch.Tensor:
         brightness, contrast, saturation = 1.0 + rng.uniform(-self.colour_jitter, self.colour_jitter, size=3)

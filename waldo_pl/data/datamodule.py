@@ -117,6 +117,7 @@ class WaldoDataModule(L.LightningDataModule):
         zooms: list[float] = (1.0,),
         colour_jitter: float = 0.0,
         photo_look: float = 0.0,
+        paste: float = 0.0,
         decoys: str | None = None,
         num_workers: int = 0,
         seed: int = 0,
@@ -182,7 +183,7 @@ class WaldoDataModule(L.LightningDataModule):
             ", ".join(p.name for p in self.val_pages),
         )
         self.crop_stream = CropStream(
-            self.train_pages, hp.panel, hp.prop, hp.seed, hp.zooms, hp.colour_jitter, hp.photo_look
+            self.train_pages, hp.panel, hp.prop, hp.seed, hp.zooms, hp.colour_jitter, hp.photo_look, hp.paste
         )
         if self.trainer is not None:
             self.crop_stream.rank = self.trainer.global_rank
