@@ -30,6 +30,11 @@ def pad_to_panel(page: Page, panel: int) -> Page:
     return dataclasses.replace(page, image=image)
 
 
+def as_tensor(window: np.ndarray) -> torch.Tensor:
+    """An (H, W, 3) uint8 window of a page as a (3, H, W) float32 tensor in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(window.transpose(2, 0, 1))).float().div_(255)
+
+
 def waldo_free_corners(mask: np.ndarray, window: int, stride: int = NEGATIVE_STRIDE) -> np.ndarray:
     """(K, 2) top-left (y, x) corners, on a `stride` grid, of windows holding no Waldo pixel."""
     integral = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
@@ -141,8 +146,7 @@ class CropStream(IterableDataset):
                 else np.searchsorted(cdf, rng.random() * cdf[-1], side="right")
             )
             y0, x0 = corners[min(pick, len(corners) - 1)]
-        image = page.image[y0 : y0 + win, x0 : x0 + win]
-        crop = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
+        crop = as_tensor(page.image[y0 : y0 + win, x0 : x0 + win])
         if with_waldo and self.paste and rng.random() < self.paste:
             crop = self._pasted(rng, crop, page_index, y0, x0, win)
         # The target is Waldo's head: a head-and-body box (the photos') is cut to its top (page.head_boxes).
@@ -188,8 +192,7 @@ class CropStream(IterableDataset):
         other = rng.choice(len(self.pages), p=weights / weights.sum())
         corners = self.free_corners[win][other]
         y1, x1 = corners[rng.integers(len(corners))]
-        scene = self.pages[other].image[y1 : y1 + win, x1 : x1 + win]
-        scene = torch.from_numpy(np.ascontiguousarray(scene.transpose(2, 0, 1))).float().div_(255)
+        scene = as_tensor(self.pages[other].image[y1 : y1 + win, x1 : x1 + win])
         centre_x, centre_y = x0 + win / 2, y0 + win / 2
         mask = np.zeros((1, win, win), dtype=np.float32)
         for box in self.head_boxes[page_index]:
