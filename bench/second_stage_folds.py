@@ -14,7 +14,8 @@ photo_look (the run's data.photo_look unless given), context (window side over t
 the run's seed; several: their scores averaged), candidates, margin, jitter (windows' sides in training drawn down to
 exp(-jitter) times the spot's; the recipe's 0.5, before it 0.2), decoys (1: the training pages with --decoys,
 their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them), backbone, window, tuned, lr, paste (conf/second_stage/default.yaml), tta (1: each window's
-score averaged with its mirror image's),
+score averaged with its mirror image's), precision (the second stage's training precision, a Lightning one or auto;
+32 scores the windows in float32 too),
 mined (mean or max: how the scales' maps were merged when the training spots were mined; the held-out pages' candidates
 are always searched as predict.py does, by the mean).
 `recipe` alone re-trains the run's own second stage. --decoys applies the decoys to the held-out pages' labels for
@@ -70,6 +71,7 @@ RECIPE = {
     "lr": DEFAULTS.lr,
     "paste": DEFAULTS.paste,
     "tta": 0,
+    "precision": "auto",
 }
 SEARCHED = SearchSettings.merge  # the held-out pages' candidates: merged as predict.py merges them
 
@@ -106,7 +108,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
             raise SystemExit(f"--variant {text}: {key} is not one of {', '.join(RECIPE)}")
         if key == "seeds":
             settings[key] = [int(s) for s in value.split("+")]
-        elif key == "backbone":
+        elif key in ("backbone", "precision"):
             settings[key] = value
         elif key == "mined":
             if value not in MERGES:
@@ -229,6 +231,7 @@ def main():
                     window=v["window"],
                     tuned=v["tuned"],
                     paste=v["paste"],
+                    precision=v["precision"],
                 )
                 for s in v["seeds"]
             ]
@@ -238,7 +241,7 @@ def main():
             for page in test:
                 spots = [Spot(s["x"], s["y"], s["confidence"], s["box"]) for s in fold["spots"]["test"][page.name]]
                 scores = spot_scores(
-                    stage.net, page.image, spots, bf16=True
+                    stage.net, page.image, spots, bf16=v["precision"] != "32"
                 )  # once: the answer is read off them as rerank does
                 best = reranked_order(scores, stage.candidates, stage.margin)[0]
                 page_rows[page.name]["answers"][name] = {
