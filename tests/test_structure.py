@@ -79,6 +79,9 @@ def test_no_modules_import_each_other_even_through_others():
 
 
 def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint, tmp_path):
+    """The three search each page through the same network (OpenVINO on a CPU where installed): in bf16, PyTorch and
+    OpenVINO round differently, and on a CPU with native bf16 a near tie went one way in one and the other in the
+    other."""
     (tmp_path / "images").mkdir()
     rows = []
     for i, box in enumerate([(30, 40, 46, 60), (90, 20, 106, 40)]):
@@ -93,7 +96,6 @@ def test_predict_validation_and_crossval_give_the_same_answer(trained_checkpoint
         output_dir=str(tmp_path / "out"),
         scales=[1.0],
         flip=False,
-        backend="torch",
     )
     by_predict = {a.image.name: (a.spots[0].x, a.spots[0].y) for a in predicted}
 

@@ -70,9 +70,10 @@ def rescored_pages(
         raise UserError(f"{ckpt}: missing; searching the pages again needs each run's last checkpoint")
     roots = run_roots(run, cfg, data_root)
     held_out = {p["page"] for p in record["pages"]}
-    # the PyTorch graph, as validation searched the pages (the GPU when there is one, as predict.py); the second
-    # stage where the run trained one
-    net, stage, bf16 = load_for_search(ckpt, "auto", "auto", "torch", None, rescoring.second_stage)
+    # the network as predict.py and validation search with it (OpenVINO on a CPU where installed, PyTorch on a GPU or
+    # without it): in bf16 the two backends round differently, and a near tie can go either way between them; the
+    # second stage where the run trained one
+    net, stage, bf16 = load_for_search(ckpt, "auto", "auto", "auto", None, rescoring.second_stage)
     if stage is not None:
         stage = stage.with_choices(rescoring.candidates, rescoring.margin, rescoring.confidence, named=as_flag)
     settings = dataclasses.replace(rescoring.search, bf16=bf16)
