@@ -184,8 +184,12 @@ def main():
     parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 2.0], help="with --read: margins to read off")
     args = parser.parse_args()
     if args.read:
-        rows = [row for path in args.read for row in json.loads(path.read_text())]
-        print_read_off(rows, args.candidates, args.margins)
+        rows = {}  # a page of a run once, with every file's variants on it
+        for path in args.read:
+            for row in json.loads(path.read_text()):
+                kept = rows.setdefault((row["run"], row["page"]), row)
+                kept["answers"] = {**kept["answers"], **row["answers"]}
+        print_read_off(list(rows.values()), args.candidates, args.margins)
         return
     if not args.folders:
         parser.error("give the cross-validation folders, or --read kept files")
