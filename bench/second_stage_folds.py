@@ -14,8 +14,8 @@ photo_look (the run's data.photo_look unless given), context (window side over t
 the run's seed; several: their scores averaged), candidates, margin, jitter (windows' sides in training drawn down to
 exp(-jitter) times the spot's; the recipe's 0.5, before it 0.2), decoys (1: the training pages with --decoys,
 their decoys drawn as negatives and a Waldo box inside one dropped; 0: the pages as the run trained on them), backbone, window, tuned, lr, paste (conf/second_stage/default.yaml), tta (1: each window's
-score averaged with its mirror image's), precision (the second stage's training precision, a Lightning one or auto;
-32 scores the windows in float32 too),
+score averaged with its mirror image's), precision (the second stage's training precision, a Lightning one or auto; the
+windows are scored in the same),
 mined (mean or max: how the scales' maps were merged when the training spots were mined; the held-out pages' candidates
 are always searched as predict.py does, by the mean).
 `recipe` alone re-trains the run's own second stage. --decoys applies the decoys to the held-out pages' labels for
@@ -50,6 +50,7 @@ from waldo_pl.inference.heatmap import MERGES
 from waldo_pl.inference.rerank import reranked_order, share_log_odds, spot_scores
 from waldo_pl.inference.search import SearchSettings
 from waldo_pl.models.checkpoint import network_from, read_checkpoint
+from waldo_pl.precision import is_bf16
 from waldo_pl.second_stage.spec import UNCALIBRATED, SecondStage
 from waldo_pl.second_stage.training import fit_second_stage, mine_spots
 
@@ -245,7 +246,7 @@ def main():
             for page in test:
                 spots = [Spot(s["x"], s["y"], s["confidence"], s["box"]) for s in fold["spots"]["test"][page.name]]
                 scores = spot_scores(
-                    stage.net, page.image, spots, bf16=v["precision"] != "32"
+                    stage.net, page.image, spots, bf16=is_bf16(v["precision"])
                 )  # once: the answer is read off them as rerank does
                 best = reranked_order(scores, stage.candidates, stage.margin)[0]
                 page_rows[page.name]["answers"][name] = {
