@@ -10,7 +10,8 @@ train.py builds it, on the same pages, for `--warmup` + `--steps` steps, timed f
 - fp32:     the network's cheaper exact graph (TutorialNet.forward) in float32, train.py with trainer.precision=32;
 - bf16:     the same in bf16-mixed (the recipe's fixed precision before trainer.precision=auto);
 - auto:     the recipe as train.py runs it now (trainer.precision=auto: bf16-mixed where the CPU has native bf16);
-- compiled: `auto` with model.compile=true (torch.compile; its compile time is printed apart).
+- compiled: `auto` with model.compile=true (torch.compile; its compile time is printed apart);
+- `--also NAME:OVERRIDE,...`: `auto` with Hydra overrides of the recipe, e.g. `--also batch8:data.batch_size=8`.
 
 It prints the CPU, steps a second and each variant against the anchor, and with --profile a table of where a step of
 `auto` goes (PyTorch's profiler, by operator), and the crop stream's own time a step.
@@ -83,8 +84,8 @@ def recipe(args, output_dir: Path, *overrides: str):
 
 
 def run_variant(args, name: str, output_dir: Path) -> dict:
-    graph, precision, compiled = VARIANTS[name]
-    cfg = recipe(args, output_dir, f"model.compile={str(compiled).lower()}")
+    graph, precision, compiled = VARIANTS.get(name, VARIANTS["auto"])
+    cfg = recipe(args, output_dir, f"model.compile={str(compiled).lower()}", *args.also.get(name, []))
     L.seed_everything(0, verbose=False)
     datamodule, model = instantiate(cfg.data), instantiate(cfg.model)
     if graph == "layer_by_layer":
@@ -162,7 +163,10 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=["anchor", "fp32", "auto"], choices=list(VARIANTS))
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--also", nargs="+", default=[], metavar="NAME:OVERRIDE,...", help="`auto` with overrides")
     args = parser.parse_args()
+    args.also = {name: overrides.split(",") for name, _, overrides in (a.partition(":") for a in args.also)}
+    args.variants += list(args.also)
     cpu = next(
         (
             line.split(":", 1)[1].strip()
