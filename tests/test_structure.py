@@ -6,20 +6,24 @@ import json
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from conftest import draw_page, write_csv
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from waldo_pl.callbacks import PageValidation
+from waldo_pl.callbacks import PageValidation, page_validation
 from waldo_pl.crossval.rescore import Rescoring, rescored_pages
 from waldo_pl.data.datamodule import collate_pages
 from waldo_pl.data.formats import load_pages
 from waldo_pl.inference.device import use_bf16
+from waldo_pl.inference.networks import SpotNetwork
 from waldo_pl.inference.predict import predict
+from waldo_pl.inference.rerank import confidence_of
 from waldo_pl.models.checkpoint import load_network
 from waldo_pl.models.module import WaldoSegmenter
+from waldo_pl.second_stage.spec import SecondStage
 
 PACKAGE = Path(__file__).resolve().parents[1] / "waldo_pl"
 
@@ -161,3 +165,52 @@ def test_the_python_api_and_predict_py_search_alike_when_given_no_settings(train
     config, settings = PredictConfig(), dataclasses.asdict(PREDICT)
     del settings["bf16"]
     assert {name: getattr(config, name) for name in settings} == {**settings, "scales": list(PREDICT.scales)}
+
+
+class LastFirst(SpotNetwork):
+    """A stand-in second stage that prefers the first stage's lowest-ranked spot."""
+
+    def __call__(self, windows):
+        return np.arange(len(windows), dtype=np.float32)
+
+
+def test_a_validation_with_the_same_weights_re_ranks_the_pages_first_search_without_searching_again(
+    trained_checkpoint, tmp_path, monkeypatch
+):
+    """The run's final validation re-ranks with the second stage the pages the first stage's last validation searched:
+    the same answers as searching them anew, each page searched once while the weights stay, again once they change."""
+    (tmp_path / "images").mkdir()
+    rows = []
+    for i, box in enumerate([(30, 40, 46, 60), (90, 20, 106, 40)]):
+        Image.fromarray(draw_page(112, 144, [box], seed=20 + i)).save(tmp_path / "images" / f"r{i}.png")
+        rows.append((f"r{i}.png", 144, 112, "waldo", *box))
+    write_csv(tmp_path / "annotations.csv", rows)
+    loader = DataLoader(load_pages(tmp_path), batch_size=1, collate_fn=collate_pages)
+    searched = []
+    real = page_validation.first_stage_search
+    monkeypatch.setattr(page_validation, "first_stage_search", lambda *a: searched.append(a[3]) or real(*a))
+    module = WaldoSegmenter(load_network(trained_checkpoint), optimizer=torch.optim.Adam, class_weights=[1, 3])
+    stage = SecondStage(LastFirst(), candidates=3, calibration="test")
+
+    def validate(validation, second_stage=None):
+        trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[validation])
+        with validation.reranking_with(second_stage):
+            trainer.validate(module, loader, verbose=False)
+        return [dict(r) for r in validation.page_results]
+
+    validation = PageValidation(pictures=False)
+    first_stage_alone = validate(validation)
+    assert len(searched) == 2
+    both_stages = validate(validation, stage)
+    assert len(searched) == 2  # not searched again
+    assert (
+        [r["confidence_of"] for r in both_stages]
+        == [confidence_of(stage)] * 2
+        != [r["confidence_of"] for r in first_stage_alone]
+    )
+    assert both_stages == validate(PageValidation(pictures=False), stage)  # as a search anew answers
+    assert len(searched) == 4
+    with torch.no_grad():
+        next(module.net.parameters()).add_(0.01)
+    validate(validation, stage)
+    assert len(searched) == 6  # new weights: searched again

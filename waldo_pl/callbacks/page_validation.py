@@ -18,7 +18,7 @@ from waldo_pl.data.page import boxes_to_mask
 from waldo_pl.inference.answer import page_outcome
 from waldo_pl.inference.device import search_network
 from waldo_pl.inference.rerank import confidence_of
-from waldo_pl.inference.search import ONE_PASS, search, with_settings
+from waldo_pl.inference.search import ONE_PASS, first_stage_search, reranked, spots_wanted, with_settings
 from waldo_pl.models.module import as_rgb, tensorboard
 from waldo_pl.models.outputs import probability, two_class_logits
 from waldo_pl.precision import is_bf16
@@ -29,7 +29,9 @@ PREVIEW_PAGE_SIDE = 768  # validation pictures are shrunk to this for TensorBoar
 
 class PageValidation(L.Callback):
     """Search each validation page whole, at `scales` (merged by `merge`; and mirrored, with `flip`), and log how the
-    answer went."""
+    answer went. A validation with the weights of the one before it (the run's final validation, which re-ranks with
+    the second stage trained since) reuses that validation's first-stage search of each page instead of searching
+    the page again."""
 
     def __init__(
         self,
@@ -48,6 +50,8 @@ class PageValidation(L.Callback):
         self.page_results: list[dict] = []
         self.second_stage = None  # the run's second stage, during reranking_with
         self.network = None
+        self.weights = None  # what identifies the first stage's weights during a validation
+        self.searched: dict = {}  # (page, settings, spots wanted) -> the first stage's log-odds and spots, these weights'
 
     @contextlib.contextmanager
     def reranking_with(self, second_stage: SecondStage | None):
@@ -60,7 +64,13 @@ class PageValidation(L.Callback):
 
     def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.page_results = []  # this validation's pages, for metrics.json
-        self.network = network_as_searched(trainer, module)
+        self.network = None  # built for the first page that needs searching
+        weights = weights_of(module)
+        if weights != self.weights:
+            self.searched, self.weights = {}, weights
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int) -> None:
+        self.searched = {}  # the weights are about to change: the pages' maps would only hold memory
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.network = None
@@ -69,7 +79,13 @@ class PageValidation(L.Callback):
     def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         page, boxes = batch["page"], batch["waldo_boxes"]
         settings = dataclasses.replace(self.settings, bf16=is_bf16(trainer.precision))
-        log_odds, spots = search(self.network, page, settings, self.second_stage)
+        key = (batch["name"], settings, spots_wanted(settings, self.second_stage))
+        if key not in self.searched:
+            if self.network is None:
+                self.network = network_as_searched(trainer, module)
+            self.searched[key] = first_stage_search(self.network, page, settings, key[2])
+        log_odds, first_stage_spots = self.searched[key]
+        spots = reranked(self.second_stage, page, first_stage_spots, settings)
         outcome = page_outcome(spots, boxes)
         target = torch.from_numpy(boxes_to_mask(boxes, *page.shape[:2])).long()[None]
         loss = module.loss(
@@ -82,6 +98,13 @@ class PageValidation(L.Callback):
         self.page_results.append({"page": batch["name"], **outcome, "confidence_of": confidence_of(self.second_stage)})
         if self.pictures:
             draw_page(trainer, module.global_step, batch["name"], page, log_odds, spots[0].box, boxes)
+
+
+def weights_of(module: L.LightningModule) -> tuple:
+    """The training step and a checksum of each of the network's tensors: equal for the same weights."""
+    with torch.no_grad():
+        sums = tuple(float(t.double().sum()) for t in module.net.state_dict().values())
+    return module.global_step, sums
 
 
 def network_as_searched(trainer: L.Trainer, module: L.LightningModule):

@@ -71,29 +71,46 @@ def with_settings(preset: SearchSettings, **settings) -> SearchSettings:
     return dataclasses.replace(preset, **{name: value for name, value in settings.items() if value is not None})
 
 
-def search(
-    net, page: np.ndarray, settings: SearchSettings = PREDICT, second_stage: SecondStage | None = None
-) -> tuple[np.ndarray, list[Spot]]:
-    """Waldo's log-odds over an RGB uint8 page (H, W, 3), and the best spots on it, the answer first: the first
-    stage's order, or with a second stage, its order over the first stage's best `second_stage.candidates`.
-    `net` is a PageNetwork (device.load_for_search) or a PyTorch network, run in bf16 when `settings.bf16`."""
+def spots_wanted(settings: SearchSettings, second_stage: SecondStage | None = None) -> int:
+    """How many of the first stage's best spots a search finds: the answer and its `candidates`, or as many as the
+    second stage re-ranks where that is more."""
+    count = 1 + settings.candidates
+    return count if second_stage is None else max(count, second_stage.candidates)
+
+
+def first_stage_search(net, page: np.ndarray, settings: SearchSettings, wanted: int) -> tuple[np.ndarray, list[Spot]]:
+    """Waldo's log-odds over an RGB uint8 page (H, W, 3) and the first stage's `wanted` best spots, best first."""
     h, w = page.shape[:2]
     if min(h, w) < MULTIPLE:
         raise UserError(f"page is {w}x{h} px; it needs at least {MULTIPLE} px a side")
-    count = 1 + settings.candidates
-    wanted = count if second_stage is None else max(count, second_stage.candidates)
     if settings.windows and (len(settings.scales) > 1 or settings.flip):
         first_pass = log_odds_at_scales(net, page, (1.0,), False, settings.merge, settings.bf16, **settings.tiling)
         centres = [(s.y, s.x) for s in find_spots(first_pass, settings.threshold, count=max(settings.windows, wanted))]
         log_odds, inside = log_odds_in_windows(
             net, page, first_pass, centres, settings.scales, settings.flip, settings.merge, settings.bf16
         )
-        spots = find_spots(np.where(inside, log_odds, -np.inf), settings.threshold, count=wanted)
-    else:
-        log_odds = log_odds_at_scales(
-            net, page, settings.scales, settings.flip, settings.merge, settings.bf16, **settings.tiling
-        )
-        spots = find_spots(log_odds, settings.threshold, count=wanted)
+        return log_odds, find_spots(np.where(inside, log_odds, -np.inf), settings.threshold, count=wanted)
+    log_odds = log_odds_at_scales(
+        net, page, settings.scales, settings.flip, settings.merge, settings.bf16, **settings.tiling
+    )
+    return log_odds, find_spots(log_odds, settings.threshold, count=wanted)
+
+
+def reranked(
+    second_stage: SecondStage | None, page: np.ndarray, spots: list[Spot], settings: SearchSettings
+) -> list[Spot]:
+    """The first stage's spots as the search answers them: the answer and its `candidates`, in the second stage's
+    order over its own candidates where there is one."""
     if second_stage is None:
-        return log_odds, spots
-    return log_odds, rerank(second_stage, page, spots, settings.bf16)[:count]
+        return spots
+    return rerank(second_stage, page, spots, settings.bf16)[: 1 + settings.candidates]
+
+
+def search(
+    net, page: np.ndarray, settings: SearchSettings = PREDICT, second_stage: SecondStage | None = None
+) -> tuple[np.ndarray, list[Spot]]:
+    """Waldo's log-odds over an RGB uint8 page (H, W, 3), and the best spots on it, the answer first: the first
+    stage's order, or with a second stage, its order over the first stage's best `second_stage.candidates`.
+    `net` is a PageNetwork (device.load_for_search) or a PyTorch network, run in bf16 when `settings.bf16`."""
+    log_odds, spots = first_stage_search(net, page, settings, spots_wanted(settings, second_stage))
+    return log_odds, reranked(second_stage, page, spots, settings)
