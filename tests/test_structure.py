@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import draw_page, write_csv
+from conftest import draw_page, write_csv, write_labelled_pages
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -179,13 +179,12 @@ def test_a_validation_with_the_same_weights_re_ranks_the_pages_first_search_with
 ):
     """The run's final validation re-ranks with the second stage the pages the first stage's last validation searched:
     the same answers as searching them anew, each page searched once while the weights stay, again once they change."""
-    (tmp_path / "images").mkdir()
-    rows = []
-    for i, box in enumerate([(30, 40, 46, 60), (90, 20, 106, 40)]):
-        Image.fromarray(draw_page(112, 144, [box], seed=20 + i)).save(tmp_path / "images" / f"r{i}.png")
-        rows.append((f"r{i}.png", 144, 112, "waldo", *box))
-    write_csv(tmp_path / "annotations.csv", rows)
-    loader = DataLoader(load_pages(tmp_path), batch_size=1, collate_fn=collate_pages)
+    pages = load_pages(
+        write_labelled_pages(
+            tmp_path, {"r0.png": ((112, 144), [(30, 40, 46, 60)]), "r1.png": ((112, 144), [(90, 20, 106, 40)])}
+        )
+    )
+    loader = DataLoader(pages, batch_size=1, collate_fn=collate_pages)
     searched = []
     real = page_validation.first_stage_search
     monkeypatch.setattr(page_validation, "first_stage_search", lambda *a: searched.append(a[3]) or real(*a))
