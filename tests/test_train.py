@@ -313,6 +313,14 @@ def test_experiment_long_is_fast_twice_as_long_at_four_zooms(tmp_path):
     )
 
 
+def test_experiment_quick_is_bundled_on_smaller_crops_in_fewer_steps(tmp_path):
+    bundled, quick = config(tmp_path, "experiment=bundled"), config(tmp_path, "experiment=quick")
+    assert (quick.data.panel, quick.trainer.max_epochs, quick.model.scheduler.T_max) == (96, 200, 200)
+    assert (bundled.data.panel, bundled.trainer.max_epochs) == (128, 320)
+    same = lambda cfg: (cfg.data.zooms, cfg.data.photo_look, cfg.data.batch_size, cfg.second_stage, cfg.model.optimizer)
+    assert same(quick) == same(bundled) and quick.task_name == "quick"
+
+
 def test_ddp_on_two_cpu_processes_gives_each_rank_its_own_crops(page_folder, tmp_path):
     result = run_train(
         *SMALL[:4],
