@@ -51,7 +51,8 @@ class PageValidation(L.Callback):
         self.second_stage = None  # the run's second stage, during reranking_with
         self.network = None
         self.weights = None  # what identifies the first stage's weights during a validation
-        self.searched: dict = {}  # (page, settings, spots wanted) -> the first stage's log-odds and spots, these weights'
+        # (page, settings, spots wanted) -> the first stage's log-odds and spots, with these weights
+        self.searched: dict = {}
 
     @contextlib.contextmanager
     def reranking_with(self, second_stage: SecondStage | None):
