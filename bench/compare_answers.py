@@ -32,7 +32,9 @@ def main():
     ways = {name: answers(pattern) for name, _, pattern in (w.partition("=") for w in args.ways)}
     first_name, first = next(iter(ways.items()))
     folds = sorted({(fold, seed) for fold, seed, _ in first})
-    print(f"| way | {' | '.join(f'fold {f} (seed {s})' for f, s in folds)} | scans | photos | all | same spot as {first_name} |")
+    print(
+        f"| way | {' | '.join(f'fold {f} (seed {s})' for f, s in folds)} | scans | photos | all | same spot as {first_name} |"
+    )
     print("| --- |" + " --- |" * (len(folds) + 4))
     for name, kept in ways.items():
         if set(kept) != set(first):
