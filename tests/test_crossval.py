@@ -324,3 +324,24 @@ def test_a_calibration_of_answers_as_validated_says_the_search_when_every_run_va
         "flip": False,
         "merge": "mean",
     }
+
+
+def test_compare_answers_counts_each_ways_pages_by_fold_and_kind_and_the_same_spots(tmp_path):
+    """bench/compare_answers.py over answers kept by `waldo-crossval --keep`: found pages per fold, scans and photos
+    apart, and how many answers are the first way's spot."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    row = lambda fold, page, hit, x: {"fold": fold, "seed": "1", "page": page, "hit": hit, "x": x, "y": 50}
+    whole = [row("0", "1.jpg", 1, 100), row("0", "webcam_1.jpg", 0, 300), row("1", "2.jpg", 1, 500)]
+    windows = [row("0", "1.jpg", 1, 110), row("0", "webcam_1.jpg", 1, 900), row("1", "2.jpg", 0, 800)]
+    for name, rows in (("whole", whole), ("windows", windows)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(rows))
+    script = Path(__file__).resolve().parents[1] / "bench" / "compare_answers.py"
+    run = lambda *ways: subprocess.run([sys.executable, str(script), *ways], capture_output=True, text=True)
+    out = run(f"whole={tmp_path / 'whole.json'}", f"windows={tmp_path / 'windows.json'}").stdout.splitlines()
+    assert out[2] == "| whole | 1 | 1 | 2/2 | 0/1 | 2/3 | 3/3 |"
+    assert out[3] == "| windows | 2 | 0 | 1/2 | 1/1 | 2/3 | 1/3 |"  # 10 px away is the same spot, 600 px is not
+    missing = run(f"whole={tmp_path / 'none*.json'}")
+    assert missing.returncode != 0 and "no kept answers" in missing.stderr
