@@ -1,5 +1,6 @@
 """The bundled model: predict.py works with no ckpt= right after install."""
 
+import importlib.util
 import inspect
 import json
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import draw_page, shared_pages_or_skip
@@ -141,3 +143,38 @@ def test_export_names_a_missing_checkpoint(tmp_path):
     with pytest.raises(UserError, match="no such checkpoint"):
         export(tmp_path / "nope.ckpt", tmp_path / "out.pt")
     assert not (tmp_path / "out.pt").exists()
+
+
+def drawn_pages_script():
+    spec = importlib.util.spec_from_file_location("drawn_pages", REPO / "bench" / "drawn_pages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_drawn_pages_label_the_one_waldo_they_draw(tmp_path):
+    subprocess.run([sys.executable, "bench/drawn_pages.py", str(tmp_path), "--seeds", "3-4"], cwd=REPO, check=True)
+    boxes = read_labels(tmp_path / "annotations.csv")
+    assert sorted(boxes) == ["drawn_3.jpg", "drawn_4.jpg"]
+    for name, (box,) in boxes.items():
+        page = np.asarray(Image.open(tmp_path / name).convert("RGB")).astype(int)
+        x1, y1, x2, y2 = box
+        # Waldo's red and white are inside his box (hat and shirt), and the page is the same at the same seed
+        inside = page[y1:y2, x1:x2]
+        red = (inside[..., 0] > 150) & (inside[..., 1] < 100) & (inside[..., 2] < 100)
+        white = (inside > 225).all(axis=-1)
+        assert red.sum() > 15 and white.sum() > 10
+    again, box = drawn_pages_script().crowd_page(3)
+    written = np.asarray(Image.open(tmp_path / "drawn_3.jpg"), dtype=int)
+    assert np.abs(np.asarray(again, dtype=int) - written).mean() < 4  # JPEG's rounding only
+    assert tuple(box) == tuple(boxes["drawn_3.jpg"][0])
+
+
+def test_the_bundled_model_finds_waldo_on_the_front_pages_drawn_page(tmp_path):
+    # README's picture (docs/find.jpg) is predict.py's answer on drawn page 10: it stays true of the bundled model
+    page, box = drawn_pages_script().crowd_page(10)
+    page.save(tmp_path / "drawn_10.jpg", quality=92)
+    net = load_network(bundled_model(), torch.device("cpu"))
+    best = answer_page(net, tmp_path / "drawn_10.jpg", SearchSettings(), tmp_path, "drawn_10").spots[0]
+    assert distance_to_boxes(best.x, best.y, np.array([box])) == 0
+    assert (REPO / "docs" / "find.jpg").is_file() and "docs/find.jpg" in (REPO / "README.md").read_text()
