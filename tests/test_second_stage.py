@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import draw_page, write_labelled_pages
 from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
 
 from waldo_pl.calibration import calibrated, fit_platt
 from waldo_pl.data import spot_stream
@@ -30,6 +31,7 @@ from waldo_pl.models import lite_spot_net
 from waldo_pl.models.checkpoint import read_checkpoint, second_stage_from
 from waldo_pl.models.lite_spot_net import LiteSpotNet
 from waldo_pl.precision import training_precision
+from waldo_pl.second_stage import training
 from waldo_pl.second_stage.spec import SecondStage, as_flag, check_reranking
 from waldo_pl.second_stage.training import check_settings
 
@@ -79,6 +81,23 @@ def test_the_stream_is_half_waldo_and_its_waldo_windows_show_him():
     waldo = np.mean([centre(w) for w, label in pairs if label == 1])
     other = np.mean([centre(w) for w, label in pairs if label == 0])
     assert waldo > other + 0.15
+
+
+def test_the_second_stages_windows_made_in_a_worker_are_the_ones_made_in_process(monkeypatch):
+    # fit_second_stage makes its windows in WINDOW_WORKERS worker processes (0 now): one would make the same windows
+    page = Page("p", draw_page(200, 240, [WALDO]), [WALDO])
+    spots = [spot(110, 70, (100, 60, 120, 86)), spot(30, 150, (20, 140, 40, 166)), spot(200, 30)]
+    stream = SpotStream([page], [spots], seed=3, photo_look=0.5)
+    batches = {}
+    for workers in (0, 1):
+        loader = DataLoader(stream, batch_size=8, num_workers=workers)
+        batches[workers] = list(itertools.islice(iter(loader), 3))
+    for (windows, labels), (again, labels_again) in zip(batches[0], batches[1]):
+        assert torch.equal(windows, again) and torch.equal(labels, labels_again)
+    fitted = []
+    monkeypatch.setattr(training, "DataLoader", lambda *a, **k: fitted.append(k) or DataLoader(*a, **k))
+    training.fit_second_stage([page], [spots], steps=2, batch_size=4, width=4, precision="32-true")
+    assert fitted == [{"batch_size": 4, "num_workers": training.WINDOW_WORKERS}]
 
 
 def test_copy_paste_shows_a_pages_waldo_in_another_pages_scene():

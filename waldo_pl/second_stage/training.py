@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 # What the second stage looks through: SpotNet, learnt from scratch on 64-px windows, or EfficientNet-Lite0 from
 # ImageNet's weights (models/lite_spot_net.py), on `window`-px windows, its last `tuned` blocks learning.
 BACKBONES = ("spotnet", "efficientnet_lite0")
+# Worker processes making the windows (cut, flipped, some made photo-like) beside the steps: none, as one costs more
+# than it saves on 2 CPU cores (bench/RESULTS.md, "Training speed"); one gives the same windows as none.
+WINDOW_WORKERS = 0
 
 
 def check_settings(settings) -> None:
@@ -122,7 +125,7 @@ def fit_second_stage(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, DataLoader(stream, batch_size=batch_size))
+    trainer.fit(module, DataLoader(stream, batch_size=batch_size, num_workers=WINDOW_WORKERS))
     return module.net.eval()
 
 
